@@ -1,0 +1,114 @@
+"""The Faust app, built by a factory from the settings: topics, the state table, the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT, TransportT
+
+from agents.compat import TansuTransport
+from agents.processor import BatchProcessor, Inbound, Outbound
+from agents.topics import STATE_TABLE
+from assetwatch.settings import Settings
+from features.profiles import Profile
+from models.bundle import ScoringModel
+
+log = logging.getLogger(__name__)
+
+
+class AssetwatchApp(faust.App):  # type: ignore[misc]
+    """faust.App plus the broker compatibility switch and the shared client config."""
+
+    assetwatch_client_config: Mapping[str, str] = {}
+    assetwatch_compat: str = "none"
+
+    def _new_transport(self) -> TransportT:
+        if self.assetwatch_compat == "tansu":
+            return TansuTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
+
+
+def create_app(
+    settings: Settings,
+    profiles: Mapping[str, Profile],
+    models: Callable[[str], ScoringModel],
+) -> AssetwatchApp:
+    """One app object per worker; nothing happens until a faust Worker starts it."""
+    servers = settings.kafka_bootstrap_servers.split(",")
+    app = AssetwatchApp(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in servers],
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+    )
+    app.assetwatch_client_config = settings.kafka_client_config()
+    app.assetwatch_compat = settings.broker_compat
+
+    telemetry = app.topic(
+        settings.telemetry_topic, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    states = app.Table(
+        STATE_TABLE,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                            value_serializer="raw"),
+    )
+    processor = BatchProcessor(settings, profiles, models)
+
+    @app.agent(telemetry, name="score-telemetry")  # type: ignore[untyped-decorator]
+    async def score_telemetry(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(
+            settings.batch_max_events, within=settings.batch_max_wait_s
+        ):
+            await handle_batch(app, settings, processor, states, events)
+
+    return app
+
+
+async def handle_batch(
+    app: faust.App,
+    settings: Settings,
+    processor: BatchProcessor,
+    states: Any,
+    events: Sequence[EventT],
+) -> None:
+    """Score one micro-batch; publish its outputs, then write the changed states.
+
+    Outputs are awaited before states are written and before the batch is acknowledged: a
+    crash can repeat a reading's prediction, never lose it, and a state never holds a
+    reading whose output is missing.
+    """
+    batch = [
+        Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
+                e.message.offset)
+        for e in events
+    ]
+    prepared = processor.prepare(batch, states.data.get)
+    outcome = await asyncio.to_thread(processor.score, prepared)
+    await _publish(app, settings.predictions_topic, outcome.predictions)
+    await _publish(app, settings.dead_letter_topic, outcome.dead_letters)
+    for asset, (partition, raw) in outcome.states.items():
+        states.data[asset] = raw
+        states.send_changelog(partition, asset, raw)
+    if outcome.dead_letters:
+        log.info("batch of %d: %d dead letters (%s)", len(batch), len(outcome.dead_letters),
+                 ", ".join(sorted(set(outcome.dead_letter_reasons))))
+
+
+async def _publish(app: faust.App, topic: str, records: Sequence[Outbound]) -> None:
+    if not records:
+        return
+    producer = app.producer
+    pending = [await producer.send(topic, r.key, r.value, None, None, None) for r in records]
+    await asyncio.gather(*pending)

@@ -1,0 +1,259 @@
+"""The broker-free core of the telemetry agent: raw messages in, encoded records out.
+
+``prepare`` decodes, validates and folds each reading into its asset's feature state (in
+arrival order, as the offline path does); ``score`` makes one model call per profile for the
+whole batch. Every input leaves as exactly one prediction or one dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents.codecs import MAGIC, codec
+from assetwatch.errors import InvalidReading, SerializationError
+from assetwatch.settings import Settings
+from features.extractor import FeatureExtractor
+from features.profiles import Profile
+from features.state import AssetState
+from features.validation import check_reading
+from models.bundle import ScoringModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One consumed message, as the broker gave it."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One record to publish."""
+
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class _Scorable:
+    inbound: Inbound
+    reading: dict[str, Any]
+    features: list[float]
+
+
+@dataclass
+class Prepared:
+    """A batch after feature extraction, before scoring."""
+
+    by_profile: dict[str, list[_Scorable]] = field(default_factory=dict)
+    dead_letters: list[Outbound] = field(default_factory=list)
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    states: dict[bytes, AssetState] = field(default_factory=dict)
+    """States of the batch's assets, loaded once per batch."""
+    changed: dict[bytes, int] = field(default_factory=dict)
+    """Assets whose state changed, with the partition their readings came from."""
+    replayed: int = 0
+    """Readings folded (so also published) before a restart: skipped, not published twice."""
+
+
+@dataclass
+class Outcome:
+    predictions: list[Outbound]
+    dead_letters: list[Outbound]
+    dead_letter_reasons: list[str]
+    anomalies: int
+    states: dict[bytes, tuple[int, bytes]]
+    """Changed asset states to write once per batch: key -> (partition, state bytes)."""
+
+
+class BatchProcessor:
+    """Turns a batch of telemetry messages into predictions and dead letters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profiles: Mapping[str, Profile],
+        models: Callable[[str], ScoringModel],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._profiles = dict(profiles)
+        self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
+        self._models = models
+        self._clock = clock
+        self._telemetry = codec("TelemetryReading")
+        self._prediction = codec("Prediction")
+        self._dead_letter = codec("DeadLetter")
+        self._grace_ms = int(settings.late_grace_s * 1000)
+        self._future_ms = int(settings.max_future_skew_s * 1000)
+
+    def prepare(
+        self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
+    ) -> Prepared:
+        """Decode, validate and fold every reading into its asset's state, in order."""
+        prepared = Prepared()
+        now_ms = int(self._clock() * 1000)
+        for inbound in batch:
+            reading: dict[str, Any] | None = None
+            try:
+                reading = self._decode(inbound)
+                profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms)
+                features = self._fold(prepared, inbound, reading, profile, values, load_state)
+            except InvalidReading as exc:
+                self._reject(prepared, inbound, exc.reason, exc.detail, reading)
+                continue
+            if features is None:
+                prepared.replayed += 1
+                continue
+            prepared.by_profile.setdefault(profile.name, []).append(
+                _Scorable(inbound, reading, features)
+            )
+        return prepared
+
+    def score(self, prepared: Prepared) -> Outcome:
+        """One model call per profile for the batch; encode predictions."""
+        predictions: list[Outbound] = []
+        anomalies = 0
+        now_ms = int(self._clock() * 1000)
+        for profile, items in prepared.by_profile.items():
+            try:
+                model = self._models(profile)
+                scores = model.bundle.score(np.array([item.features for item in items]))
+            except Exception as exc:  # a model failing must not take the batch down
+                log.exception("scoring %d %s readings failed", len(items), profile)
+                for item in items:
+                    self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
+                continue
+            anomalies += int(scores.is_anomaly.sum())
+            names = model.bundle.feature_names
+            for i, item in enumerate(items):
+                top = [
+                    {"name": names[j], "value": item.features[j], "z_score": z}
+                    for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(),
+                                    strict=True)
+                ]
+                record = {
+                    "asset_id": item.reading["asset_id"],
+                    "asset_type": profile,
+                    "event_id": item.reading["event_id"],
+                    "event_timestamp": item.reading["timestamp"],
+                    "processed_timestamp": now_ms,
+                    "anomaly_score": float(scores.anomaly_score[i]),
+                    "is_anomaly": bool(scores.is_anomaly[i]),
+                    "failure_probability": float(scores.failure_probability[i]),
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "top_features": top,
+                }
+                predictions.append(Outbound(record["asset_id"].encode(),
+                                            self._prediction.encode(record)))
+        return Outcome(
+            predictions=predictions,
+            dead_letters=prepared.dead_letters,
+            dead_letter_reasons=prepared.dead_letter_reasons,
+            anomalies=anomalies,
+            states={
+                asset: (partition, prepared.states[asset].to_bytes())
+                for asset, partition in prepared.changed.items()
+            },
+        )
+
+    def _decode(self, inbound: Inbound) -> dict[str, Any]:
+        value = inbound.value
+        if value is None:
+            raise InvalidReading("undecodable", "message has no value")
+        if len(value) > self._settings.max_payload_bytes:
+            raise InvalidReading(
+                "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
+            )
+        try:
+            if value.startswith(MAGIC):
+                return self._telemetry.decode(value)
+            if value.lstrip()[:1] == b"{":
+                return self._telemetry.decode_json(value)
+        except SerializationError as exc:
+            reason = "schema_mismatch" if value.lstrip()[:1] == b"{" else "undecodable"
+            raise InvalidReading(reason, str(exc)) from exc
+        raise InvalidReading("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
+
+    def _fold(
+        self,
+        prepared: Prepared,
+        inbound: Inbound,
+        reading: dict[str, Any],
+        profile: Profile,
+        values: list[float],
+        load_state: Callable[[bytes], bytes | None],
+    ) -> list[float] | None:
+        """The reading's feature row, or None if its state already holds it (a replay).
+
+        Outputs are delivered before states are written, so a state that holds a reading
+        proves its prediction or dead letter was already published.
+        """
+        extractor = self._extractors[profile.name]
+        asset = reading["asset_id"].encode()
+        if inbound.key != asset:
+            # Feature state is partitioned by the message key: a reading keyed otherwise
+            # could land beside another worker's copy of the asset's state.
+            raise InvalidReading(
+                "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
+            )
+        state = prepared.states.get(asset)
+        if state is None:
+            state = self._load(asset, profile, load_state)
+            prepared.states[asset] = state
+        ts = reading["timestamp"]
+        if state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset:
+            return None
+        if extractor.is_late(state, ts, self._grace_ms):
+            raise InvalidReading(
+                "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
+                f"reading (grace {self._grace_ms} ms)",
+            )
+        features = extractor.update(state, ts, values)
+        state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
+        prepared.changed[asset] = inbound.partition
+        return features
+
+    def _load(
+        self, asset: bytes, profile: Profile, load_state: Callable[[bytes], bytes | None]
+    ) -> AssetState:
+        raw = load_state(asset)
+        if raw is None:
+            return AssetState.empty(profile)
+        try:
+            return AssetState.from_bytes(raw, profile)
+        except SerializationError:
+            log.exception("feature state of %r is unreadable: starting it afresh", asset)
+            return AssetState.empty(profile)
+
+    def _reject(
+        self, prepared: Prepared, inbound: Inbound, reason: str, detail: str,
+        reading: Mapping[str, Any] | None,
+    ) -> None:
+        record = {
+            "reason": reason,
+            "error": detail,
+            "source_topic": inbound.topic,
+            "source_partition": inbound.partition,
+            "source_offset": inbound.offset,
+            "original_key": inbound.key,
+            "original_value": inbound.value,
+            "event_id": reading.get("event_id") if reading else None,
+            "asset_id": reading.get("asset_id") if reading else None,
+            "failed_timestamp": int(self._clock() * 1000),
+        }
+        prepared.dead_letters.append(Outbound(inbound.key, self._dead_letter.encode(record)))
+        prepared.dead_letter_reasons.append(reason)

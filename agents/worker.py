@@ -1,0 +1,42 @@
+"""``assetwatch worker``: prepare topics, load models through the fallback chain, run Faust."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import faust
+
+from agents.app import create_app
+from agents.topics import ensure_topics
+from assetwatch.settings import Settings
+from features.profiles import Profile, load_profiles
+from models.bundle import ScoringModel
+from models.registry import RegistryConfig, load_serving_model
+from models.training import train_baseline
+
+log = logging.getLogger(__name__)
+
+
+def load_models(settings: Settings, profiles: dict[str, Profile]) -> dict[str, ScoringModel]:
+    """The served model of every profile: registry, else local artifact, else bootstrap."""
+    config = RegistryConfig.from_settings(settings)
+    return {
+        name: load_serving_model(
+            config, name,
+            partial(train_baseline, settings, profile) if settings.bootstrap_model else None,
+        )
+        for name, profile in profiles.items()
+    }
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until it is stopped (SIGTERM/SIGINT shut it down cleanly)."""
+    ensure_topics(settings)
+    profiles = load_profiles(settings.profiles, settings.profiles_dir)
+    models = load_models(settings, profiles)
+    for model in models.values():
+        log.info("serving %s version %s", model.name, model.version)
+    app = create_app(settings, profiles, models.__getitem__)
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,201 @@
+"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from assetwatch.errors import AssetwatchError
+from assetwatch.settings import Settings
+
+log = logging.getLogger("assetwatch")
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        duration_s=args.duration, headless=args.headless, assets=args.assets,
+        failing=args.failing, ramp_s=args.ramp_seconds,
+    )
+    summary = run_demo(settings, options)
+    print(json.dumps(summary), flush=True)
+    return 0 if summary["lost"] == 0 else 1
+
+
+def _cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.broker import start_broker
+    from agents.topics import ensure_topics
+
+    with start_broker(args.port) as broker:
+        local = settings.model_copy(update={
+            "kafka_bootstrap_servers": broker.bootstrap_servers, "broker_compat": "tansu"})
+        created = ensure_topics(local)
+        print(f"tansu listening on {broker.bootstrap_servers}; created {len(created)} topics.")
+        print("Point other shells at it with:")
+        print(f"  export ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+        print("  export ASSETWATCH_BROKER_COMPAT=tansu")
+        print("Ctrl-C stops it (storage is in memory).", flush=True)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.wait(1.0) and broker.process.poll() is None:
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.simulate import SimulationPlan, run_simulation
+    from agents.topics import ensure_topics
+    from features.profiles import load_profile
+
+    ensure_topics(settings)
+    plan = SimulationPlan(
+        assets=args.assets, count=args.count, duration_s=args.duration,
+        rate=None if args.paced else args.rate, failing=args.failing, ramp_s=args.ramp_seconds,
+        seed=args.seed if args.seed is not None else settings.seed,
+    )
+    profile = load_profile(args.profile, settings.profiles_dir)
+    sent = run_simulation(settings, profile, plan,
+                          on_progress=lambda n: print(f"{n} readings sent", file=sys.stderr))
+    print(json.dumps({"sent": sent, "topic": settings.telemetry_topic}))
+    return 0
+
+
+def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.producer import ReadingPublisher, publish
+    from agents.replay import csv_readings, read_csv_readings
+    from agents.topics import ensure_topics
+    from features.profiles import load_profile
+
+    ensure_topics(settings)
+    profile = load_profile(args.asset_type, settings.profiles_dir)
+    frame = read_csv_readings(Path(args.file), profile)
+    asset = args.asset_id or f"{profile.name}-{Path(args.file).stem}"
+    rate = 1.0 / profile.reading_interval_s if args.paced else args.rate
+    sent = publish(ReadingPublisher(settings), csv_readings(frame, profile, asset), rate=rate)
+    print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
+    return 0
+
+
+def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.codecs import to_json_safe
+    from agents.consumer import RecordReader
+
+    shown = 0
+    with RecordReader(settings, [args.topic]) as reader:
+        for record in reader.iterate(args.timeout):
+            line = {"kind": record.kind, "partition": record.partition,
+                    "offset": record.offset, **to_json_safe(record.fields)}
+            print(json.dumps(line), flush=True)
+            shown += 1
+            if args.max and shown >= args.max:
+                break
+    return 0
+
+
+def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from features.profiles import load_profile
+    from models.registry import RegistryConfig, register
+    from models.training import train_baseline
+
+    results: dict[str, Any] = {}
+    for name in args.profile or settings.profiles:
+        profile = load_profile(name, settings.profiles_dir)
+        log.info("training the %s baseline", name)
+        result = train_baseline(settings, profile)
+        version = register(RegistryConfig.from_settings(settings), result)
+        results[name] = {"model": settings.model_name(name), "version": version,
+                         **{k: round(v, 4) for k, v in result.metrics.items()}}
+    print(json.dumps(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assetwatch", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    demo = verbs.add_parser("demo", help="broker + registry + model + worker + simulator + view")
+    demo.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    demo.add_argument("--headless", action="store_true", help="no live view; print a summary")
+    demo.add_argument("--assets", type=int, default=60, help="simulated CNC assets (1 Hz each)")
+    demo.add_argument("--failing", type=int, default=2, help="assets degrading to failure")
+    demo.add_argument("--ramp-seconds", type=float, default=90.0, help="length of a degradation")
+    demo.set_defaults(run=_cmd_demo)
+
+    broker = verbs.add_parser("broker", help="run the embedded tansu broker and create topics")
+    broker.add_argument("--port", type=int, default=None, help="default: a free port")
+    broker.set_defaults(run=_cmd_broker)
+
+    verbs.add_parser("worker", help="run a worker against the configured broker/registry") \
+        .set_defaults(run=_cmd_worker)
+
+    sim = verbs.add_parser("simulate", help="publish synthetic telemetry")
+    sim.add_argument("--profile", default="cnc")
+    sim.add_argument("--assets", type=int, default=10)
+    sim.add_argument("--count", type=int, default=None, help="stop after N readings")
+    sim.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    pace = sim.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=1000.0, help="readings per second")
+    pace.add_argument("--paced", action="store_true", help="one reading per asset per second")
+    sim.add_argument("--failing", type=int, default=0, help="assets degrading to failure")
+    sim.add_argument("--ramp-seconds", type=float, default=1200.0)
+    sim.add_argument("--seed", type=int, default=None)
+    sim.set_defaults(run=_cmd_simulate)
+
+    replay = verbs.add_parser("replay", help="publish a CSV of one asset's readings")
+    replay.add_argument("file")
+    replay.add_argument("--asset-type", default="pump")
+    replay.add_argument("--asset-id", default=None, help="default: <type>-<file stem>")
+    rpace = replay.add_mutually_exclusive_group()
+    rpace.add_argument("--rate", type=float, default=None, help="default: as fast as possible")
+    rpace.add_argument("--paced", action="store_true", help="one row per reading interval")
+    replay.set_defaults(run=_cmd_replay)
+
+    consume = verbs.add_parser("consume", help="print a topic's records as JSON lines")
+    consume.add_argument("topic")
+    consume.add_argument("--max", type=int, default=0, help="stop after N records")
+    consume.add_argument("--timeout", type=float, default=5.0, help="stop when idle SECONDS")
+    consume.set_defaults(run=_cmd_consume)
+
+    train = verbs.add_parser("train", help="train the baseline and register it as champion")
+    train.add_argument("--profile", action="append", help="repeatable; default: all served")
+    train.set_defaults(run=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"assetwatch: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow probes git otherwise
+    try:
+        return int(args.run(settings, args))
+    except AssetwatchError as exc:
+        print(f"assetwatch: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

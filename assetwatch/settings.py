@@ -1,0 +1,152 @@
+"""The one settings object: built once by the entry point, passed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """assetwatch configuration; every field is read from ``ASSETWATCH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSETWATCH_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    # --- broker -------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS",
+            "kafka_bootstrap_servers",
+        ),
+    )
+    """Comma-separated host:port list of the Kafka cluster (plain KAFKA_BOOTSTRAP_SERVERS works too)."""
+    broker_compat: Literal["none", "tansu"] = "none"
+    """'tansu' derives end offsets from fetch high watermarks (tansu's ListOffsets is off by a batch)."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Security protocol for every Kafka client."""
+    kafka_sasl_mechanism: str | None = None
+    """SASL mechanism (PLAIN, SCRAM-SHA-256, ...) when the protocol uses SASL."""
+    kafka_sasl_username: str | None = None
+    """SASL user name."""
+    kafka_sasl_password: SecretStr | None = None
+    """SASL password."""
+
+    # --- topics -------------------------------------------------------------------------
+    topic_prefix: str = "assetwatch"
+    """Prefix of every topic name; the app id of the worker group too."""
+    partitions: int = Field(default=6, ge=1)
+    """Partition count of the keyed topics (telemetry, predictions, state changelog)."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Replication factor used when assetwatch creates topics."""
+
+    # --- stream processing --------------------------------------------------------------
+    profiles: tuple[str, ...] = ("cnc", "pump")
+    """Asset-type profiles this worker serves (one registered model each)."""
+    profiles_dir: Path | None = None
+    """Extra folder of profile .toml files, read before the bundled ones."""
+    batch_max_events: int = Field(default=500, ge=1)
+    """Micro-batch size bound: events scored with one model call."""
+    batch_max_wait_s: float = Field(default=0.05, gt=0)
+    """Micro-batch time bound in seconds."""
+    max_payload_bytes: int = Field(default=65_536, ge=64)
+    """Readings larger than this go to dead letters as oversized."""
+    late_grace_s: float = Field(default=30.0, ge=0)
+    """Readings older than the asset's newest reading by more than this are dead-lettered as late."""
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    """Readings stamped further than this ahead of the worker's clock are rejected."""
+    session_timeout_s: float = Field(default=6.0, gt=0)
+    """Consumer group session timeout (small: the group join waits half of it)."""
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    """Consumer group heartbeat interval."""
+    worker_web_port: int = Field(default=6066, ge=0)
+    """Port of the worker's Faust web server (0 picks a free one)."""
+
+    # --- models -------------------------------------------------------------------------
+    data_dir: Path = Path(".assetwatch")
+    """Local folder for the embedded MLflow store, artifacts and fallback models."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking/registry URI; default: SQLite under data_dir."""
+    model_alias: str = "champion"
+    """Registry alias the workers serve."""
+    model_name_prefix: str = "assetwatch"
+    """Registered model name is '<prefix>-<profile>'."""
+    bootstrap_model: bool = True
+    """Train and register a baseline when neither registry nor local artifact has a model."""
+    train_assets: int = Field(default=24, ge=2)
+    """Synthetic assets in the baseline training set."""
+    train_hours: float = Field(default=3.0, gt=0)
+    """Hours of 1 Hz synthetic telemetry per training asset."""
+    train_trees: int = Field(default=100, ge=1)
+    """Trees in each forest of the baseline models."""
+    seed: int = 7
+    """Seed of the simulator and the trainers."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the worker and the CLI."""
+
+    @model_validator(mode="after")
+    def _grace_fits_windows(self) -> Settings:
+        if self.late_grace_s >= 300:
+            raise ValueError("late_grace_s must be shorter than the 5-minute window")
+        return self
+
+    # --- derived names ------------------------------------------------------------------
+    @property
+    def app_id(self) -> str:
+        return self.topic_prefix
+
+    @property
+    def telemetry_topic(self) -> str:
+        return f"{self.topic_prefix}.telemetry"
+
+    @property
+    def predictions_topic(self) -> str:
+        return f"{self.topic_prefix}.predictions"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}.dead-letters"
+
+    @property
+    def drift_topic(self) -> str:
+        return f"{self.topic_prefix}.drift-alerts"
+
+    @property
+    def model_updates_topic(self) -> str:
+        return f"{self.topic_prefix}.model-updates"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+    def model_name(self, profile: str) -> str:
+        return f"{self.model_name_prefix}-{profile}"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka-style connection settings shared by producers, consumers and admin."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config

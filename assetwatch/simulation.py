@@ -1,0 +1,125 @@
+"""Synthetic labelled telemetry: normal operation and degradation ramps ending in failure.
+
+Pure and seeded: the trainer draws its training set from it and the ``simulate`` verb
+publishes the same kind of readings. Each sensor follows its profile's baseline and noise,
+plus a slow load cycle; a degrading asset drifts by ``failure_drift`` over the ramp, then
+fails, is repaired and starts again from normal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features.profiles import Profile
+
+LOAD_CYCLE_S = 600.0
+
+
+@dataclass
+class _AssetTrack:
+    asset_id: str
+    phase: float
+    degrading_from: int | None = None
+    """Tick at which the current degradation ramp began (None: healthy)."""
+
+
+@dataclass
+class Block:
+    """``n`` ticks of readings for every asset, in tick-major order."""
+
+    asset_ids: list[str]
+    timestamps: np.ndarray
+    values: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class TelemetrySimulator:
+    """Readings for ``n_assets`` assets of one profile, one per asset per interval."""
+
+    profile: Profile
+    n_assets: int
+    start_ms: int
+    seed: int = 0
+    failing: Iterable[int] = ()
+    """Indices of assets that degrade from the first tick on (failure injection)."""
+    failure_rate_per_hour: float = 0.0
+    """Chance per asset-hour that a healthy asset starts degrading by itself."""
+    ramp_s: float = 1200.0
+    """Length of a degradation ramp, from first drift to failure."""
+    asset_prefix: str | None = None
+    _tick: int = field(default=0, init=False)
+    _tracks: list[_AssetTrack] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        prefix = self.asset_prefix or f"{self.profile.name}"
+        self._tracks = [
+            _AssetTrack(f"{prefix}-{i:03d}", float(self._rng.uniform(0, 2 * math.pi)))
+            for i in range(self.n_assets)
+        ]
+        for i in self.failing:
+            self._tracks[i].degrading_from = 0
+        sensors = self.profile.sensors
+        self._baseline = np.array([s.baseline for s in sensors])
+        self._noise = np.array([s.noise for s in sensors])
+        self._drift = np.array([s.failure_drift for s in sensors])
+        self._low = np.array([s.min for s in sensors])
+        self._high = np.array([s.max for s in sensors])
+        self._interval_ms = int(self.profile.reading_interval_s * 1000)
+        self._ramp_ticks = max(1, int(self.ramp_s / self.profile.reading_interval_s))
+
+    @property
+    def asset_ids(self) -> list[str]:
+        return [t.asset_id for t in self._tracks]
+
+    def block(self, n_ticks: int) -> Block:
+        """The next ``n_ticks`` ticks for every asset."""
+        n_assets, k = len(self._tracks), len(self.profile.sensors)
+        values = np.empty((n_ticks, n_assets, k))
+        labels = np.zeros((n_ticks, n_assets), dtype=np.int8)
+        ticks = self._tick + np.arange(n_ticks)
+        seconds = ticks * self.profile.reading_interval_s
+        start_p = 1.0 - (1.0 - self.failure_rate_per_hour) ** (self.profile.reading_interval_s / 3600)
+        for a, track in enumerate(self._tracks):
+            load = 0.15 * np.sin(2 * math.pi * seconds / LOAD_CYCLE_S + track.phase)
+            progress = np.zeros(n_ticks)
+            for j, tick in enumerate(ticks):
+                if track.degrading_from is None and self._rng.random() < start_p:
+                    track.degrading_from = int(tick)
+                if track.degrading_from is not None:
+                    ramp = (tick - track.degrading_from) / self._ramp_ticks
+                    if ramp >= 1.0:  # failed, repaired: healthy again
+                        track.degrading_from = None
+                    else:
+                        progress[j] = ramp
+                        labels[j, a] = 1
+            noise = self._rng.standard_normal((n_ticks, k)) * self._noise
+            values[:, a, :] = (
+                self._baseline * (1.0 + load[:, None] * 0.1)
+                + noise * (1.0 + 2.0 * progress[:, None])
+                + self._drift * progress[:, None] ** 2
+            )
+        np.clip(values, self._low, self._high, out=values)
+        self._tick += n_ticks
+        timestamps = self.start_ms + ticks * self._interval_ms
+        return Block(self.asset_ids, timestamps, values, labels)
+
+    def readings(self, n_ticks: int) -> Iterator[dict[str, Any]]:
+        """The next ``n_ticks`` ticks as TelemetryReading records."""
+        block = self.block(n_ticks)
+        names = self.profile.sensor_names
+        for t, ts in enumerate(block.timestamps.tolist()):
+            for a, asset in enumerate(block.asset_ids):
+                yield {
+                    "event_id": f"{asset}-{ts}",
+                    "asset_id": asset,
+                    "asset_type": self.profile.name,
+                    "timestamp": ts,
+                    "sensors": dict(zip(names, block.values[t, a].tolist(), strict=True)),
+                }

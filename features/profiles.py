@@ -1,0 +1,168 @@
+"""Asset-type profiles: which sensors an asset has and which features describe it.
+
+Profiles are configuration (TOML), not code. Feature names derive from the profile::
+
+    >>> p = load_profile("cnc")
+    >>> p.feature_names[:3]
+    ('temperature', 'temperature_mean_5m', 'temperature_std_5m')
+    >>> len(p.feature_names) >= 40
+    True
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from assetwatch.errors import ConfigError
+
+WINDOW_STATS = ("mean", "std", "min", "max")
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """One named sensor: its valid range and how the simulator draws it."""
+
+    name: str
+    unit: str
+    min: float
+    max: float
+    baseline: float
+    noise: float
+    failure_drift: float
+    csv_column: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """An event-time window of ``length_s`` seconds built from ``bucket_s`` second buckets."""
+
+    name: str
+    length_s: int
+    bucket_s: int
+    stats: tuple[str, ...]
+
+    @property
+    def n_buckets(self) -> int:
+        return self.length_s // self.bucket_s
+
+    @property
+    def extrema(self) -> bool:
+        return "min" in self.stats or "max" in self.stats
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A feature combining two sensors' current readings."""
+
+    name: str
+    op: Literal["product", "ratio"]
+    left: str
+    right: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything features, validation and the simulator need to know of one asset type."""
+
+    name: str
+    description: str
+    reading_interval_s: float
+    sensors: tuple[Sensor, ...]
+    windows: tuple[WindowSpec, ...]
+    interactions: tuple[Interaction, ...]
+    raw: bool = True
+    rate_of_change: bool = True
+    pct_change: bool = True
+    zscore_window: str | None = None
+
+    @cached_property
+    def sensor_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sensors)
+
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for sensor in self.sensor_names:
+            if self.raw:
+                names.append(sensor)
+            for window in self.windows:
+                names.extend(f"{sensor}_{stat}_{window.name}" for stat in window.stats)
+            if self.zscore_window:
+                names.append(f"{sensor}_zscore_{self.zscore_window}")
+            if self.rate_of_change:
+                names.append(f"{sensor}_rate_of_change")
+            if self.pct_change:
+                names.append(f"{sensor}_pct_change")
+        names.extend(i.name for i in self.interactions)
+        return tuple(names)
+
+    @property
+    def max_window_s(self) -> int:
+        return max(w.length_s for w in self.windows)
+
+
+def _build(raw: Mapping[str, Any], source: str) -> Profile:
+    try:
+        sensors = tuple(Sensor(**s) for s in raw["sensors"])
+        windows = tuple(
+            WindowSpec(w["name"], int(w["length_s"]), int(w["bucket_s"]), tuple(w["stats"]))
+            for w in raw["windows"]
+        )
+        interactions = tuple(Interaction(**i) for i in raw.get("interactions", ()))
+        options = raw.get("features", {})
+        profile = Profile(
+            name=raw["name"],
+            description=raw.get("description", ""),
+            reading_interval_s=float(raw.get("reading_interval_s", 1.0)),
+            sensors=sensors,
+            windows=windows,
+            interactions=interactions,
+            **options,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"profile {source} is malformed: {exc!r}") from exc
+    _check(profile, source)
+    return profile
+
+
+def _check(profile: Profile, source: str) -> None:
+    names = profile.sensor_names
+    problems = []
+    if not names or len(set(names)) != len(names):
+        problems.append("sensor names must be present and unique")
+    for w in profile.windows:
+        if w.bucket_s <= 0 or w.length_s % w.bucket_s:
+            problems.append(f"window {w.name}: length_s must be a multiple of bucket_s")
+        if set(w.stats) - set(WINDOW_STATS):
+            problems.append(f"window {w.name}: stats must be among {WINDOW_STATS}")
+    if profile.zscore_window:
+        zw = {w.name: w for w in profile.windows}.get(profile.zscore_window)
+        if zw is None or not {"mean", "std"} <= set(zw.stats):
+            problems.append("zscore_window must name a window with mean and std")
+    for i in profile.interactions:
+        if i.op not in ("product", "ratio") or {i.left, i.right} - set(names):
+            problems.append(f"interaction {i.name}: unknown op or sensor")
+    if problems:
+        raise ConfigError(f"profile {source}: " + "; ".join(problems))
+
+
+def load_profile(name: str, extra_dir: Path | None = None) -> Profile:
+    """The profile called ``name``: from ``extra_dir`` if it has one, else the bundled one."""
+    if extra_dir is not None and (extra_dir / f"{name}.toml").is_file():
+        path = extra_dir / f"{name}.toml"
+        return _build(tomllib.loads(path.read_text()), str(path))
+    bundled = resources.files("features") / "profiles" / f"{name}.toml"
+    if not bundled.is_file():
+        raise ConfigError(f"no profile named {name!r}")
+    return _build(tomllib.loads(bundled.read_text()), f"{name}.toml")
+
+
+def load_profiles(names: Iterable[str], extra_dir: Path | None = None) -> dict[str, Profile]:
+    """Profiles by name, in the order given."""
+    return {name: load_profile(name, extra_dir) for name in names}

@@ -1,0 +1,63 @@
+"""Per-asset feature state: its windows, its previous reading, and a compact byte form."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+from assetwatch.errors import SerializationError
+from features.profiles import Profile
+from features.windows import BucketedWindow
+
+_FORMAT_VERSION = 1.0
+"""Bump when the layout of :meth:`AssetState.to_bytes` changes."""
+NO_TIME = -1
+
+
+@dataclass(slots=True)
+class AssetState:
+    """Everything needed to compute an asset's next feature row."""
+
+    windows: list[BucketedWindow]
+    watermark_ms: int = NO_TIME
+    """Newest event time seen."""
+    prev_ts_ms: int = NO_TIME
+    """Event time of the previous in-order reading (rates of change are against it)."""
+    prev_values: list[float] = field(default_factory=list)
+    applied_partition: int = -1
+    applied_offset: int = -1
+    """Source partition and offset of the newest reading folded in (replays are not refolded)."""
+
+    @classmethod
+    def empty(cls, profile: Profile) -> AssetState:
+        k = len(profile.sensors)
+        return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows])
+
+    def to_bytes(self) -> bytes:
+        floats = [
+            _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
+            float(self.applied_partition), float(self.applied_offset),
+            float(len(self.prev_values)), *self.prev_values,
+        ]
+        for window in self.windows:
+            floats.extend(window.to_floats())
+        return array("d", floats).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, profile: Profile) -> AssetState:
+        try:
+            floats = array("d")
+            floats.frombytes(data)
+            if floats[0] != _FORMAT_VERSION:
+                raise ValueError(f"state format {floats[0]} is not {_FORMAT_VERSION}")
+            state = cls.empty(profile)
+            state.watermark_ms, state.prev_ts_ms = int(floats[1]), int(floats[2])
+            state.applied_partition, state.applied_offset = int(floats[3]), int(floats[4])
+            n_prev = int(floats[5])
+            state.prev_values = list(floats[6 : 6 + n_prev])
+            pos = 6 + n_prev
+            for window in state.windows:
+                pos = window.load_floats(floats, pos)
+        except (ValueError, IndexError) as exc:
+            raise SerializationError(f"feature state for profile {profile.name}: {exc}") from exc
+        return state

@@ -1,0 +1,60 @@
+"""Checks a decoded reading against its profile; a failure names the dead-letter reason.
+
+    >>> from features.profiles import load_profile
+    >>> profiles = {"cnc": load_profile("cnc")}
+    >>> reading = {"asset_type": "cnc", "timestamp": 0, "sensors": {
+    ...     "temperature": 60.0, "vibration": 2.0, "spindle_speed": 1500.0, "power": float("nan")}}
+    >>> check_reading(reading, profiles, now_ms=0, max_future_ms=1000)
+    Traceback (most recent call last):
+    ...
+    assetwatch.errors.InvalidReading: non_finite_value: sensor power is nan
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from assetwatch.errors import InvalidReading
+from features.profiles import Profile
+
+
+def check_reading(
+    reading: Mapping[str, Any], profiles: Mapping[str, Profile], now_ms: int, max_future_ms: int
+) -> tuple[Profile, list[float]]:
+    """The reading's profile and its sensor values in profile order, or :class:`InvalidReading`."""
+    profile = profiles.get(reading["asset_type"])
+    if profile is None:
+        raise InvalidReading(
+            "unknown_asset_type",
+            f"asset type {reading['asset_type']!r} is not served (known: {sorted(profiles)})",
+        )
+    if reading["timestamp"] > now_ms + max_future_ms:
+        raise InvalidReading(
+            "future_timestamp",
+            f"timestamp {reading['timestamp']} is {reading['timestamp'] - now_ms} ms ahead of now",
+        )
+    sensors: Mapping[str, float] = reading["sensors"]
+    if len(sensors) != len(profile.sensors) or any(n not in sensors for n in profile.sensor_names):
+        _raise_sensor_mismatch(profile, sensors)
+    values = []
+    for sensor in profile.sensors:
+        x = float(sensors[sensor.name])
+        if not math.isfinite(x):
+            raise InvalidReading("non_finite_value", f"sensor {sensor.name} is {x}")
+        if not sensor.min <= x <= sensor.max:
+            raise InvalidReading(
+                "out_of_range",
+                f"sensor {sensor.name}={x} outside [{sensor.min}, {sensor.max}] {sensor.unit}",
+            )
+        values.append(x)
+    return profile, values
+
+
+def _raise_sensor_mismatch(profile: Profile, sensors: Mapping[str, float]) -> None:
+    missing = sorted(set(profile.sensor_names) - set(sensors))
+    if missing:
+        raise InvalidReading("missing_sensor", f"{profile.name} reading lacks {missing}")
+    extra = sorted(set(sensors) - set(profile.sensor_names))
+    raise InvalidReading("unexpected_sensor", f"{profile.name} reading has unknown {extra}")

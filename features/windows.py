@@ -1,0 +1,186 @@
+"""Event-time windows made of mergeable buckets (count, sums, sums of squares, min, max).
+
+A window of length L and bucket b covers the newest bucket (the one holding the asset's
+newest reading) and the L/b - 1 buckets before it, so it spans between L - b and L seconds
+of event time. Readings arriving out of order land in their own bucket while it is inside the
+window. Window totals are re-derived from the buckets whenever one expires, so no floating
+error accumulates from subtracting.
+
+    >>> from features.profiles import WindowSpec
+    >>> w = BucketedWindow(WindowSpec("5m", 300, 10, ("mean", "std", "min", "max")), k=1)
+    >>> for ts, x in [(0, 1.0), (1_000, 3.0), (12_000, 5.0)]:
+    ...     w.add(ts, (x,))
+    True
+    True
+    True
+    >>> w.count, w.mean(0), w.minimum(0), w.maximum(0)
+    (3, 3.0, 1.0, 5.0)
+    >>> w.add(400_000, (7.0,))  # the first two buckets expire
+    True
+    >>> w.count
+    1
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from features.profiles import WindowSpec
+
+
+class BucketedWindow:
+    """Incremental statistics of k sensors over one event-time window."""
+
+    __slots__ = ("_maxs", "_mins", "_sums", "_sumsqs", "bucket_ms", "buckets", "count", "extrema",
+                 "head", "k", "n_buckets")
+
+    def __init__(self, spec: WindowSpec, k: int) -> None:
+        self.k = k
+        self.bucket_ms = spec.bucket_s * 1000
+        self.n_buckets = spec.n_buckets
+        self.extrema = spec.extrema
+        # bucket index -> [count, sum_1..k, sumsq_1..k, (min_1..k, max_1..k)]
+        self.buckets: dict[int, list[float]] = {}
+        self.head: int | None = None
+        self.count = 0
+        self._sums = [0.0] * k
+        self._sumsqs = [0.0] * k
+        self._mins = [math.inf] * k
+        self._maxs = [-math.inf] * k
+
+    @property
+    def bucket_width(self) -> int:
+        """Values kept per bucket."""
+        return 1 + (4 if self.extrema else 2) * self.k
+
+    def add(self, ts_ms: int, values: Sequence[float]) -> bool:
+        """Fold one reading in; False if it is older than the window reaches."""
+        index = ts_ms // self.bucket_ms
+        if self.head is None or index > self.head:
+            self._advance(index)
+        elif index <= self.head - self.n_buckets:
+            return False
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            bucket = self.buckets[index] = self._empty_bucket()
+        k = self.k
+        bucket[0] += 1
+        self.count += 1
+        sums, sumsqs = self._sums, self._sumsqs
+        for i, x in enumerate(values):
+            sq = x * x
+            bucket[1 + i] += x
+            bucket[1 + k + i] += sq
+            sums[i] += x
+            sumsqs[i] += sq
+        if self.extrema:
+            mins, maxs = self._mins, self._maxs
+            for i, x in enumerate(values):
+                if x < bucket[1 + 2 * k + i]:
+                    bucket[1 + 2 * k + i] = x
+                if x > bucket[1 + 3 * k + i]:
+                    bucket[1 + 3 * k + i] = x
+                if x < mins[i]:
+                    mins[i] = x
+                if x > maxs[i]:
+                    maxs[i] = x
+        return True
+
+    def column(self, stat: str) -> list[float]:
+        """One statistic for every sensor: 'mean', 'std', 'min' or 'max'."""
+        n = self.count
+        if not n:
+            return [0.0] * self.k
+        if stat == "mean":
+            return [s / n for s in self._sums]
+        if stat == "std":
+            if n < 2:
+                return [0.0] * self.k
+            return [
+                math.sqrt(max((q - s * s / n) / (n - 1), 0.0))
+                for s, q in zip(self._sums, self._sumsqs, strict=True)
+            ]
+        return list(self._mins if stat == "min" else self._maxs)
+
+    def mean(self, i: int) -> float:
+        return self._sums[i] / self.count if self.count else 0.0
+
+    def std(self, i: int) -> float:
+        """Sample standard deviation (ddof=1, as pandas); 0 below two readings."""
+        n = self.count
+        if n < 2:
+            return 0.0
+        s = self._sums[i]
+        return math.sqrt(max((self._sumsqs[i] - s * s / n) / (n - 1), 0.0))
+
+    def minimum(self, i: int) -> float:
+        return self._mins[i] if self.count else 0.0
+
+    def maximum(self, i: int) -> float:
+        return self._maxs[i] if self.count else 0.0
+
+    def to_floats(self) -> list[float]:
+        """Totals then buckets, flattened: [count, sums, sumsqs, mins, maxs, n, index, values...].
+
+        The totals are derivable from the buckets but are kept so that a restored window is
+        bit-identical to one that never stopped (a sum of bucket sums rounds differently).
+        """
+        out: list[float] = [float(self.count), *self._sums, *self._sumsqs, *self._mins, *self._maxs]
+        out.append(float(len(self.buckets)))
+        for index in sorted(self.buckets):
+            out.append(float(index))
+            out.extend(self.buckets[index])
+        return out
+
+    def load_floats(self, data: Sequence[float], pos: int) -> int:
+        """Restore buckets written by :meth:`to_floats` at ``data[pos:]``; return the next position."""
+        k, width = self.k, self.bucket_width
+        self.count = int(data[pos])
+        pos += 1
+        self._sums, self._sumsqs, self._mins, self._maxs = (
+            list(data[pos + j * k : pos + (j + 1) * k]) for j in range(4)
+        )
+        pos += 4 * k
+        n = int(data[pos])
+        pos += 1
+        self.buckets = {}
+        for _ in range(n):
+            self.buckets[int(data[pos])] = list(data[pos + 1 : pos + 1 + width])
+            pos += 1 + width
+        self.head = max(self.buckets) if self.buckets else None
+        return pos
+
+    def _empty_bucket(self) -> list[float]:
+        k = self.k
+        bucket = [0.0] * (1 + 2 * k)
+        if self.extrema:
+            bucket += [math.inf] * k + [-math.inf] * k
+        return bucket
+
+    def _advance(self, index: int) -> None:
+        self.head = index
+        oldest = index - self.n_buckets
+        expired = [i for i in self.buckets if i <= oldest]
+        if expired:
+            for i in expired:
+                del self.buckets[i]
+            self._recompute()
+
+    def _recompute(self) -> None:
+        """Re-derive the window totals by merging its buckets."""
+        k = self.k
+        self.count = 0
+        self._sums = [0.0] * k
+        self._sumsqs = [0.0] * k
+        self._mins = [math.inf] * k
+        self._maxs = [-math.inf] * k
+        for index in sorted(self.buckets):
+            bucket = self.buckets[index]
+            self.count += int(bucket[0])
+            for i in range(k):
+                self._sums[i] += bucket[1 + i]
+                self._sumsqs[i] += bucket[1 + k + i]
+                if self.extrema:
+                    self._mins[i] = min(self._mins[i], bucket[1 + 2 * k + i])
+                    self._maxs[i] = max(self._maxs[i], bucket[1 + 3 * k + i])

@@ -1,0 +1,1 @@
+"""Models: training, the scoring bundle, and registry access (the only MLflow code)."""

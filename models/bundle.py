@@ -1,0 +1,70 @@
+"""The scoring model: an anomaly detector and a failure classifier over one profile's features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import IsolationForest, RandomForestClassifier
+
+TOP_FEATURES = 3
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """Scores of a batch of feature rows, row-aligned."""
+
+    anomaly_score: np.ndarray
+    is_anomaly: np.ndarray
+    failure_probability: np.ndarray
+    top_index: np.ndarray
+    """(rows, TOP_FEATURES) feature indices, furthest from the training distribution first."""
+    top_z: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """What is trained, registered and served together for one profile."""
+
+    profile: str
+    feature_names: tuple[str, ...]
+    detector: IsolationForest
+    classifier: RandomForestClassifier
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+
+    def score(self, features: np.ndarray) -> BatchScores:
+        """Score a (rows, features) batch with one call per model."""
+        if features.ndim != 2 or features.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected (n, {len(self.feature_names)}) features, got {features.shape}"
+            )
+        # decision_function < 0 is IsolationForest's own outlier rule; flip it so higher
+        # means more anomalous and 0 stays the threshold.
+        anomaly = -self.detector.decision_function(features)
+        proba = self.classifier.predict_proba(features)
+        failure = proba[:, list(self.classifier.classes_).index(1)] if proba.shape[1] > 1 else (
+            np.zeros(len(features))
+        )
+        z = (features - self.feature_mean) / self.feature_std
+        k = min(TOP_FEATURES, z.shape[1])
+        magnitude = np.abs(z)
+        top = np.argpartition(-magnitude, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(magnitude, top, axis=1), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        return BatchScores(
+            anomaly_score=anomaly,
+            is_anomaly=anomaly > 0.0,
+            failure_probability=failure,
+            top_index=top,
+            top_z=np.take_along_axis(z, top, axis=1),
+        )
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A bundle with the registry name and version it is served as."""
+
+    name: str
+    version: str
+    bundle: ModelBundle

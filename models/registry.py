@@ -1,0 +1,189 @@
+"""The one module that knows MLflow: register bundles, resolve aliases, load what workers serve.
+
+Fallback chain when a worker asks for a profile's model: the registry alias
+(``models:/<name>@<alias>``), then the local artifact saved beside the last registration,
+then (if allowed) bootstrap training of the baseline, which is registered and aliased.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from assetwatch.errors import ModelUnavailable
+from assetwatch.settings import Settings
+from models.bundle import ModelBundle, ScoringModel
+from models.training import TrainingResult
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE = "bundle.joblib"
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Where the registry is and what the served models are called."""
+
+    tracking_uri: str
+    artifact_root: Path
+    local_dir: Path
+    """Folder of the local fallback artifacts."""
+    alias: str = "champion"
+    name_prefix: str = "assetwatch"
+
+    def model_name(self, profile: str) -> str:
+        return f"{self.name_prefix}-{profile}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RegistryConfig:
+        return cls(
+            tracking_uri=settings.tracking_uri,
+            artifact_root=settings.artifact_root,
+            local_dir=(settings.data_dir / "models").resolve(),
+            alias=settings.model_alias,
+            name_prefix=settings.model_name_prefix,
+        )
+
+
+class AssetModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too."""
+
+    bundle: ModelBundle
+
+    def load_context(self, context: Any) -> None:
+        self.bundle = joblib.load(context.artifacts["bundle"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return _predictions_frame(self.bundle, model_input)
+
+
+def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFrame:
+    scores = bundle.score(features[list(bundle.feature_names)].to_numpy(float))
+    return pd.DataFrame({
+        "anomaly_score": scores.anomaly_score,
+        "is_anomaly": scores.is_anomaly,
+        "failure_probability": scores.failure_probability,
+    })
+
+
+def _client(config: RegistryConfig) -> MlflowClient:
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+
+
+def _experiment_id(client: MlflowClient, config: RegistryConfig, profile: str) -> str:
+    name = f"{config.name_prefix}-{profile}-training"
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if "://" not in config.tracking_uri or config.tracking_uri.startswith("sqlite:"):
+        config.artifact_root.mkdir(parents=True, exist_ok=True)
+        location = config.artifact_root.as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None) -> str:
+    """Log a training run, register its bundle and point ``alias`` at it; return the version."""
+    client = _client(config)
+    bundle = result.bundle
+    name = config.model_name(bundle.profile)
+    experiment_id = _experiment_id(client, config, bundle.profile)
+    sample = pd.DataFrame([bundle.feature_mean], columns=list(bundle.feature_names))
+    signature = infer_signature(sample, _predictions_frame(bundle, sample))
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=experiment_id):
+        path = Path(tmp) / BUNDLE_FILE
+        joblib.dump(bundle, path)
+        mlflow.log_params(result.params)
+        mlflow.log_metrics(result.metrics)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=AssetModel(),
+            artifacts={"bundle": str(path)},
+            signature=signature,
+            input_example=None,
+            pip_requirements=["scikit-learn", "numpy", "pandas", "joblib"],
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(name, alias or config.alias, version)
+    _save_local(config, bundle, name, version)
+    log.info("registered %s version %s as @%s", name, version, alias or config.alias)
+    return version
+
+
+def _save_local(config: RegistryConfig, bundle: ModelBundle, name: str, version: str) -> None:
+    config.local_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(bundle, config.local_dir / f"{bundle.profile}.joblib")
+    meta = {"name": name, "version": version}
+    (config.local_dir / f"{bundle.profile}.json").write_text(json.dumps(meta))
+
+
+def load_from_registry(config: RegistryConfig, profile: str) -> ScoringModel | None:
+    """The aliased version of the profile's model, or None if the alias is not set."""
+    client = _client(config)
+    name = config.model_name(profile)
+    try:
+        version = client.get_model_version_by_alias(name, config.alias).version
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    bundle = model.unwrap_python_model().bundle
+    return ScoringModel(name=name, version=str(version), bundle=bundle)
+
+
+def load_local(config: RegistryConfig, profile: str) -> ScoringModel | None:
+    """The local artifact saved at the last registration, or None."""
+    meta_path = config.local_dir / f"{profile}.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    bundle = joblib.load(config.local_dir / f"{profile}.joblib")
+    return ScoringModel(name=meta["name"], version=f"{meta['version']}-local", bundle=bundle)
+
+
+def load_serving_model(
+    config: RegistryConfig, profile: str, bootstrap: Callable[[], TrainingResult] | None
+) -> ScoringModel:
+    """Walk the fallback chain: registry alias, local artifact, bootstrap training."""
+    try:
+        model = load_from_registry(config, profile)
+    except MlflowException as exc:
+        log.warning("registry %s unavailable for %s: %s", config.tracking_uri, profile, exc)
+        model = None
+    if model is not None:
+        log.info("serving %s version %s from the registry", model.name, model.version)
+        return model
+    model = load_local(config, profile)
+    if model is not None:
+        log.warning("no @%s in the registry: serving local artifact %s version %s",
+                    config.alias, model.name, model.version)
+        return model
+    if bootstrap is None:
+        raise ModelUnavailable(
+            f"no model for profile {profile!r}: registry has no {config.model_name(profile)}"
+            f"@{config.alias}, no local artifact, bootstrap disabled"
+        )
+    log.warning("no model for profile %s anywhere: training and registering the baseline",
+                profile)
+    result = bootstrap()
+    register(config, result)
+    loaded = load_from_registry(config, profile)
+    if loaded is None:
+        raise ModelUnavailable(f"bootstrap registration of {profile} could not be read back")
+    return loaded
