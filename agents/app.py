@@ -61,8 +61,8 @@ def create_app(
     states = app.Table(
         STATE_TABLE,
         partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                            value_serializer="raw"),
+        key_type=bytes,  # raw bytes both ways: state has its own compact format
+        value_type=bytes,
     )
     processor = BatchProcessor(settings, profiles, models)
 

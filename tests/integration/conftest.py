@@ -1,0 +1,177 @@
+"""Real parts for integration tests: a Kafka-protocol broker, an MLflow registry, workers.
+
+Broker, in the order users expect: ``KAFKA_BOOTSTRAP_SERVERS`` when set (a real cluster);
+testcontainers' Kafka when ``ASSETWATCH_TEST_DOCKER=1`` and a Docker engine answers;
+otherwise the bundled tansu binary on a free 127.0.0.1 port (what CI here uses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.broker import start_broker
+from agents.consumer import Record, RecordReader
+from agents.topics import ensure_topics
+from assetwatch.settings import Settings
+from features.profiles import load_profile
+from models.registry import RegistryConfig, register
+from models.training import synthetic_readings, train_models
+
+pytestmark = pytest.mark.integration
+
+
+def _docker_kafka() -> Iterator[tuple[str, str]]:
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer() as kafka:
+        yield kafka.get_bootstrap_server(), "none"
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[tuple[str, str]]:
+    """(bootstrap servers, broker_compat) of the broker the tests run against."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ.get(
+            "ASSETWATCH_BROKER_COMPAT", "none")
+    elif os.environ.get("ASSETWATCH_TEST_DOCKER") == "1":
+        yield from _docker_kafka()
+    else:
+        with start_broker() as embedded:
+            yield embedded.bootstrap_servers, "tansu"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assetwatch-data")
+
+
+@pytest.fixture(scope="session")
+def registered_models(data_dir: Path) -> dict[str, str]:
+    """A small baseline per profile, trained once and registered as champion in a real store."""
+    settings = Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]
+    config = RegistryConfig.from_settings(settings)
+    versions = {}
+    for name in ("cnc", "pump"):
+        profile = load_profile(name)
+        readings = synthetic_readings(profile, n_assets=6, hours=1.0, seed=11)
+        versions[name] = register(config, train_models(profile, readings, trees=25, seed=11))
+    return versions
+
+
+@pytest.fixture
+def make_settings(
+    broker: tuple[str, str], data_dir: Path, registered_models: dict[str, str]
+) -> Callable[..., Settings]:
+    """Settings for one test: its own topics and consumer group, the shared registry."""
+    servers, compat = broker
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": servers,
+            "broker_compat": compat,
+            "topic_prefix": f"t{uuid.uuid4().hex[:10]}",
+            "data_dir": data_dir,
+            "bootstrap_model": False,
+            "log_level": "INFO",
+            **overrides,
+        }
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        ensure_topics(settings)
+        return settings
+
+    return make
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ASSETWATCH_* variables, for a worker subprocess."""
+    env = {}
+    for name, value in settings.model_dump(exclude_unset=False).items():
+        if value is None:
+            continue
+        if isinstance(value, tuple | list):
+            text = json.dumps(list(value))
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[f"ASSETWATCH_{name.upper()}"] = text
+    return env
+
+
+class WorkerProcess:
+    """``assetwatch worker`` in a subprocess, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.log_path = log_path
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")}
+        env.update(settings_env(settings))
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assetwatch", "worker"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=log_path.parent,
+        )
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """Graceful stop (SIGTERM): Faust commits offsets and flushes before exiting."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def collect(
+    settings: Settings,
+    topics: list[str],
+    until: Callable[[list[Record]], bool],
+    timeout_s: float = 120.0,
+    workers: tuple[WorkerProcess, ...] = (),
+) -> list[Record]:
+    """Read ``topics`` from the start until ``until(records)`` holds; fail on timeout.
+
+    Fails early, with the worker's log, if a worker process dies meanwhile.
+    """
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    with RecordReader(settings, topics) as reader:
+        while not until(records):
+            for worker in workers:
+                if worker.process.poll() is not None:
+                    pytest.fail(f"worker exited with {worker.process.returncode}:\n"
+                                f"{worker.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout_s}s with {len(records)} records")
+            records.extend(reader.poll(1.0))
+    return records
