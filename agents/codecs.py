@@ -63,19 +63,27 @@ class AvroCodec:
     def decode(self, data: bytes) -> dict[str, Any]:
         if not data.startswith(self.header):
             raise SerializationError(f"not a {self.name} record (unknown header {data[:10]!r})")
+        body = io.BytesIO(data[HEADER_LEN:])
         try:
-            record: dict[str, Any] = fastavro.schemaless_reader(
-                io.BytesIO(data[HEADER_LEN:]), self._raw, None
-            )
+            record = fastavro.schemaless_reader(body, self._raw, None)
         except (EOFError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
             raise SerializationError(f"{self.name}: truncated or corrupt body: {exc}") from exc
+        if not isinstance(record, dict):  # every contract is a record; this narrows the type
+            raise SerializationError(f"{self.name}: body is not a record")
+        if body.tell() != len(data) - HEADER_LEN:
+            # A body followed by more bytes is not one record: a concatenation or a framing bug.
+            raise SerializationError(
+                f"{self.name}: {len(data) - HEADER_LEN - body.tell()} trailing bytes after the body"
+            )
         return record
 
     def decode_json(self, data: bytes) -> dict[str, Any]:
         """A JSON object with this record's fields, checked against the schema."""
         try:
             record = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad JSON, bad UTF-8 and integers too long to convert;
+            # RecursionError, arrays or objects nested deeper than the interpreter's stack.
             raise SerializationError(f"{self.name}: not JSON: {exc}") from exc
         if not isinstance(record, dict):
             raise SerializationError(f"{self.name}: JSON value is not an object")
@@ -83,7 +91,57 @@ class AvroCodec:
             validate(record, self._raw, raise_errors=True)
         except fastavro.validation.ValidationError as exc:
             raise SerializationError(f"{self.name}: fields do not match the schema: {exc}") from exc
+        if _may_hold_surrogates(data):
+            # After validation, so the walk is only as deep as the schema.
+            where = _not_utf8(record)
+            if where is not None:
+                raise SerializationError(
+                    f"{self.name}: string at ${where} is not UTF-8 text (it holds a lone surrogate)"
+                )
         return record
+
+
+def _may_hold_surrogates(data: bytes) -> bool:
+    """False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
+
+    json.loads decodes UTF-8, -16 or -32 with 'surrogatepass', so a surrogate needs a non-ASCII
+    byte (raw, in a BOM or in a code unit >= 0xD800) or a \\u escape, whose backslash is a
+    0x5C byte in all three encodings.
+    """
+    return not data.isascii() or b"\\" in data
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str holding lone surrogates, which JSON's \\uD800 escapes can produce."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_utf8(node: Any) -> str | None:
+    """Where the first string (value or key) of decoded JSON cannot be UTF-8 encoded, or None.
+
+    The path is built only on the way back from a failure, so a clean record costs no strings.
+    """
+    if isinstance(node, str):
+        return None if _is_utf8(node) else ""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not _is_utf8(key):
+                return f" (the key {key!r})"
+            where = _not_utf8(value)
+            if where is not None:
+                return f".{key}{where}"
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            where = _not_utf8(value)
+            if where is not None:
+                return f"[{i}]{where}"
+    return None
 
 
 @cache

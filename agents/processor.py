@@ -26,6 +26,9 @@ from models.bundle import ScoringModel
 
 log = logging.getLogger(__name__)
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""sklearn estimators cast their input to float32 and reject it if any value overflows."""
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -127,10 +130,13 @@ class BatchProcessor:
         predictions: list[Outbound] = []
         anomalies = 0
         now_ms = int(self._clock() * 1000)
-        for profile, items in prepared.by_profile.items():
+        for profile, all_items in prepared.by_profile.items():
+            items, features = self._scorable(prepared, profile, all_items)
+            if not items:
+                continue
             try:
                 model = self._models(profile)
-                scores = model.bundle.score(np.array([item.features for item in items]))
+                scores = model.bundle.score(features)
             except Exception as exc:  # a model failing must not take the batch down
                 log.exception("scoring %d %s readings failed", len(items), profile)
                 for item in items:
@@ -169,6 +175,34 @@ class BatchProcessor:
                 for asset, partition in prepared.changed.items()
             },
         )
+
+    def _scorable(
+        self, prepared: Prepared, profile: str, items: list[_Scorable]
+    ) -> tuple[list[_Scorable], np.ndarray]:
+        """The items whose feature rows the model can take, and their matrix.
+
+        sklearn refuses a whole batch over one value beyond float32 range, so such rows are
+        dead-lettered one by one and the rest still scored. Their readings stay folded into
+        the asset state: each reading was valid, only the feature row derived from it is not.
+        """
+        features = np.array([item.features for item in items])
+        # Two reductions, no temporary matrix, in the usual case; NaN propagates through
+        # min/max and compares False, so it takes the slow path too.
+        if features.min() > -_FLOAT32_MAX and features.max() < _FLOAT32_MAX:
+            return items, features
+        # np.isfinite(x) & (np.abs(x) < max) in one test: NaN compares False, inf is not below.
+        within = np.abs(features) < _FLOAT32_MAX
+        fits = within.all(axis=1)
+        names = self._extractors[profile].names
+        for i in np.flatnonzero(~fits).tolist():
+            j = int(np.argmin(within[i]))
+            self._reject(
+                prepared, items[i].inbound, "non_finite_feature",
+                f"feature {names[j]} is {float(features[i, j])}, beyond the float32 range "
+                "the model takes",
+                items[i].reading,
+            )
+        return [item for item, ok in zip(items, fits.tolist(), strict=True) if ok], features[fits]
 
     def _decode(self, inbound: Inbound) -> dict[str, Any]:
         value = inbound.value
@@ -245,15 +279,32 @@ class BatchProcessor:
     ) -> None:
         record = {
             "reason": reason,
-            "error": detail,
+            "error": _utf8(detail) or detail.encode("utf-8", "backslashreplace").decode(),
             "source_topic": inbound.topic,
             "source_partition": inbound.partition,
             "source_offset": inbound.offset,
             "original_key": inbound.key,
             "original_value": inbound.value,
-            "event_id": reading.get("event_id") if reading else None,
-            "asset_id": reading.get("asset_id") if reading else None,
+            "event_id": _utf8(reading.get("event_id")) if reading else None,
+            "asset_id": _utf8(reading.get("asset_id")) if reading else None,
             "failed_timestamp": int(self._clock() * 1000),
         }
         prepared.dead_letters.append(Outbound(inbound.key, self._dead_letter.encode(record)))
         prepared.dead_letter_reasons.append(reason)
+
+
+def _utf8(value: object) -> str | None:
+    """``value`` if it is a str a dead letter can carry (UTF-8 encodable), else None.
+
+    The codecs already refuse such strings; this keeps a dead letter encodable whatever
+    reached it, since a dead letter that fails to encode would take its batch down.
+    """
+    if not isinstance(value, str):
+        return None
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value

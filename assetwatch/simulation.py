@@ -49,7 +49,7 @@ class TelemetrySimulator:
     failing: Iterable[int] = ()
     """Indices of assets that degrade from the first tick on (failure injection)."""
     failure_rate_per_hour: float = 0.0
-    """Chance per asset-hour that a healthy asset starts degrading by itself."""
+    """Expected spontaneous degradation starts per healthy asset-hour (a Poisson rate, >= 0)."""
     ramp_s: float = 1200.0
     """Length of a degradation ramp, from first drift to failure."""
     asset_prefix: str | None = None
@@ -57,6 +57,11 @@ class TelemetrySimulator:
     _tracks: list[_AssetTrack] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
+        rate = self.failure_rate_per_hour
+        if not rate >= 0.0:  # also refuses NaN
+            raise ValueError(f"failure_rate_per_hour must be >= 0, not {rate}")
+        # Poisson starts: the chance of at least one in a tick of reading_interval_s seconds.
+        self._start_p = -math.expm1(-rate * self.profile.reading_interval_s / 3600.0)
         self._rng = np.random.default_rng(self.seed)
         prefix = self.asset_prefix or f"{self.profile.name}"
         self._tracks = [
@@ -85,7 +90,7 @@ class TelemetrySimulator:
         labels = np.zeros((n_ticks, n_assets), dtype=np.int8)
         ticks = self._tick + np.arange(n_ticks)
         seconds = ticks * self.profile.reading_interval_s
-        start_p = 1.0 - (1.0 - self.failure_rate_per_hour) ** (self.profile.reading_interval_s / 3600)
+        start_p = self._start_p
         for a, track in enumerate(self._tracks):
             load = 0.15 * np.sin(2 * math.pi * seconds / LOAD_CYCLE_S + track.phase)
             progress = np.zeros(n_ticks)

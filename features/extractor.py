@@ -7,6 +7,13 @@ from collections.abc import Sequence
 from features.profiles import Profile
 from features.state import NO_TIME, AssetState
 
+MIN_DENOMINATOR = 1e-9
+"""Ratios and percentage changes over a smaller magnitude are 0.0, as over an exact zero.
+
+Sensor readings that small are zero to any instrument, and dividing by them gives values of
+1e30 and beyond (or inf) that no model was trained on and float32 models cannot even take.
+"""
+
 
 class FeatureExtractor:
     """Folds readings into an :class:`AssetState` and returns the profile's feature row."""
@@ -62,17 +69,20 @@ class FeatureExtractor:
             zw = state.windows[self._zwindow]
             means, stds = zw.column("mean"), zw.column("std")
             columns.append(
-                [(x - m) / sd if sd > 0.0 else 0.0 for x, m, sd in zip(values, means, stds, strict=False)]
+                [
+                    (x - m) / sd if sd > 0.0 else 0.0
+                    for x, m, sd in zip(values, means, stds, strict=False)
+                ]
             )
-        if prev:
-            deltas = [x - p for x, p in zip(values, prev, strict=False)]
-        else:
-            deltas = [0.0] * k
+        deltas = [x - p for x, p in zip(values, prev, strict=False)] if prev else [0.0] * k
         if profile.rate_of_change:
             columns.append([d / dt_s for d in deltas] if dt_s > 0.0 else [0.0] * k)
         if profile.pct_change:
             columns.append(
-                [d / abs(p) if p != 0.0 else 0.0 for d, p in zip(deltas, prev, strict=False)]
+                [
+                    d / abs(p) if abs(p) >= MIN_DENOMINATOR else 0.0
+                    for d, p in zip(deltas, prev, strict=False)
+                ]
                 if prev else [0.0] * k
             )
         row = [column[i] for i in range(k) for column in columns]
@@ -80,5 +90,6 @@ class FeatureExtractor:
             if is_product:
                 row.append(values[a] * values[b])
             else:
-                row.append(values[a] / values[b] if values[b] != 0.0 else 0.0)
+                b_value = values[b]
+                row.append(values[a] / b_value if abs(b_value) >= MIN_DENOMINATOR else 0.0)
         return row

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,11 +157,23 @@ def load_profile(name: str, extra_dir: Path | None = None) -> Profile:
     """The profile called ``name``: from ``extra_dir`` if it has one, else the bundled one."""
     if extra_dir is not None and (extra_dir / f"{name}.toml").is_file():
         path = extra_dir / f"{name}.toml"
-        return _build(tomllib.loads(path.read_text()), str(path))
+        return _parse(name, path, str(path))
     bundled = resources.files("features") / "profiles" / f"{name}.toml"
     if not bundled.is_file():
         raise ConfigError(f"no profile named {name!r}")
-    return _build(tomllib.loads(bundled.read_text()), f"{name}.toml")
+    return _parse(name, bundled, f"{name}.toml")
+
+
+def _parse(name: str, file: Path | Traversable, source: str) -> Profile:
+    """The profile in ``file``, which must call itself ``name`` (profiles are keyed by name)."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"profile {source} is not readable TOML: {exc}") from exc
+    profile = _build(raw, source)
+    if profile.name != name:
+        raise ConfigError(f"profile {source} calls itself {profile.name!r}, not {name!r}")
+    return profile
 
 
 def load_profiles(names: Iterable[str], extra_dir: Path | None = None) -> dict[str, Profile]:

@@ -45,19 +45,30 @@ class AssetState:
 
     @classmethod
     def from_bytes(cls, data: bytes, profile: Profile) -> AssetState:
+        """The state :meth:`to_bytes` wrote, or :class:`SerializationError` if ``data`` is not one.
+
+        Every count in the layout is checked against what is there, and the data must be used
+        up exactly, so a truncated or padded state fails here rather than in a later fold.
+        """
         try:
-            floats = array("d")
-            floats.frombytes(data)
-            if floats[0] != _FORMAT_VERSION:
-                raise ValueError(f"state format {floats[0]} is not {_FORMAT_VERSION}")
-            state = cls.empty(profile)
-            state.watermark_ms, state.prev_ts_ms = int(floats[1]), int(floats[2])
-            state.applied_partition, state.applied_offset = int(floats[3]), int(floats[4])
-            n_prev = int(floats[5])
-            state.prev_values = list(floats[6 : 6 + n_prev])
-            pos = 6 + n_prev
-            for window in state.windows:
-                pos = window.load_floats(floats, pos)
-        except (ValueError, IndexError) as exc:
+            return cls._read(array("d", data), profile)
+        except (ValueError, IndexError, OverflowError) as exc:
             raise SerializationError(f"feature state for profile {profile.name}: {exc}") from exc
+
+    @classmethod
+    def _read(cls, floats: array[float], profile: Profile) -> AssetState:
+        if floats[0] != _FORMAT_VERSION:
+            raise ValueError(f"state format {floats[0]} is not {_FORMAT_VERSION}")
+        state = cls.empty(profile)
+        state.watermark_ms, state.prev_ts_ms = int(floats[1]), int(floats[2])
+        state.applied_partition, state.applied_offset = int(floats[3]), int(floats[4])
+        n_prev = int(floats[5])
+        if n_prev not in (0, len(profile.sensors)) or 6 + n_prev > len(floats):
+            raise ValueError(f"{n_prev} previous values for {len(profile.sensors)} sensors")
+        state.prev_values = list(floats[6 : 6 + n_prev])
+        pos = 6 + n_prev
+        for window in state.windows:
+            pos = window.load_floats(floats, pos)
+        if pos != len(floats):
+            raise ValueError(f"{len(floats)} values where the layout holds {pos}")
         return state

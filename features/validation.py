@@ -40,7 +40,17 @@ def check_reading(
         _raise_sensor_mismatch(profile, sensors)
     values = []
     for sensor in profile.sensors:
-        x = float(sensors[sensor.name])
+        try:
+            x = float(sensors[sensor.name])
+        except OverflowError:
+            # A JSON integer past float range (Avro validation takes any int as a double) is a
+            # finite number far outside every sensor's range: out_of_range, not non_finite_value.
+            # Not formatted into the detail: its decimal form may be thousands of digits long.
+            raise InvalidReading(
+                "out_of_range",
+                f"sensor {sensor.name} is an integer beyond float range, outside "
+                f"[{sensor.min}, {sensor.max}] {sensor.unit}",
+            ) from None
         if not math.isfinite(x):
             raise InvalidReading("non_finite_value", f"sensor {sensor.name} is {x}")
         if not sensor.min <= x <= sensor.max:

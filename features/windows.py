@@ -134,7 +134,10 @@ class BucketedWindow:
         return out
 
     def load_floats(self, data: Sequence[float], pos: int) -> int:
-        """Restore buckets written by :meth:`to_floats` at ``data[pos:]``; return the next position."""
+        """Restore buckets written by :meth:`to_floats` at ``data[pos:]``; return the next position.
+
+        Raises ValueError (or IndexError) when ``data`` is too short to hold what it announces.
+        """
         k, width = self.k, self.bucket_width
         self.count = int(data[pos])
         pos += 1
@@ -144,6 +147,8 @@ class BucketedWindow:
         pos += 4 * k
         n = int(data[pos])
         pos += 1
+        if n < 0 or pos + n * (1 + width) > len(data):
+            raise ValueError(f"window of {n} buckets of {width} values overruns the data")
         self.buckets = {}
         for _ in range(n):
             self.buckets[int(data[pos])] = list(data[pos + 1 : pos + 1 + width])

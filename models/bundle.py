@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
+
+from models.compiled import INPUT, path_length_to_decision
 
 TOP_FEATURES = 3
 
@@ -32,6 +37,24 @@ class ModelBundle:
     classifier: RandomForestClassifier
     feature_mean: np.ndarray
     feature_std: np.ndarray
+    detector_onnx: bytes
+    """The detector compiled by :func:`models.compiled.isolation_forest_to_onnx`."""
+    classifier_onnx: bytes
+    """The classifier compiled by :func:`models.compiled.classifier_to_onnx`."""
+
+    @cached_property
+    def _sessions(self) -> tuple[ort.InferenceSession, ort.InferenceSession]:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the worker's event loop has the other core
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        return (ort.InferenceSession(self.detector_onnx, options, providers=providers),
+                ort.InferenceSession(self.classifier_onnx, options, providers=providers))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_sessions", None)  # runtime sessions are rebuilt after unpickling
+        return state
 
     def score(self, features: np.ndarray) -> BatchScores:
         """Score a (rows, features) batch with one call per model."""
@@ -39,13 +62,14 @@ class ModelBundle:
             raise ValueError(
                 f"expected (n, {len(self.feature_names)}) features, got {features.shape}"
             )
+        detector, classifier = self._sessions
+        inputs = {INPUT: features.astype(np.float32)}
         # decision_function < 0 is IsolationForest's own outlier rule; flip it so higher
         # means more anomalous and 0 stays the threshold.
-        anomaly = -self.detector.decision_function(features)
-        proba = self.classifier.predict_proba(features)
-        failure = proba[:, list(self.classifier.classes_).index(1)] if proba.shape[1] > 1 else (
-            np.zeros(len(features))
-        )
+        anomaly = -path_length_to_decision(detector.run(None, inputs)[0], self.detector)
+        proba = classifier.run(["probabilities"], inputs)[0].astype(float)
+        classes = list(self.classifier.classes_)
+        failure = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(features))
         z = (features - self.feature_mean) / self.feature_std
         k = min(TOP_FEATURES, z.shape[1])
         magnitude = np.abs(z)

@@ -115,7 +115,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
             artifacts={"bundle": str(path)},
             signature=signature,
             input_example=None,
-            pip_requirements=["scikit-learn", "numpy", "pandas", "joblib"],
+            pip_requirements=["assetwatch", "scikit-learn", "numpy", "pandas", "joblib", "onnxruntime"],
             registered_model_name=name,
         )
     version = str(info.registered_model_version)

@@ -17,6 +17,7 @@ from assetwatch.simulation import TelemetrySimulator
 from features.offline import compute_features
 from features.profiles import Profile
 from models.bundle import ModelBundle
+from models.compiled import classifier_to_onnx, isolation_forest_to_onnx
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class TrainingResult:
 def synthetic_readings(profile: Profile, n_assets: int, hours: float, seed: int) -> pd.DataFrame:
     """Labelled readings: half the assets go through degradation ramps that end in failure."""
     sim = TelemetrySimulator(
-        profile, n_assets, START_MS, seed=seed, failure_rate_per_hour=0.6, ramp_s=1200.0
+        profile, n_assets, START_MS, seed=seed, failure_rate_per_hour=0.9, ramp_s=1200.0
     )
     # Healthy assets never start a ramp: keep half the fleet as a clean reference.
     block = sim.block(int(hours * 3600 / profile.reading_interval_s))
@@ -85,6 +86,8 @@ def train_models(
         classifier=classifier,
         feature_mean=x_train.mean(axis=0),
         feature_std=np.where(std > 0, std, 1.0),
+        detector_onnx=isolation_forest_to_onnx(detector, x_all.shape[1]),
+        classifier_onnx=classifier_to_onnx(classifier, x_all.shape[1]),
     )
     metrics = _evaluate(bundle, x_val, y_val)
     metrics.update(

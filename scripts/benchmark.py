@@ -1,0 +1,99 @@
+"""End-to-end throughput of one worker: produce N readings, time until N outputs arrive.
+
+    python scripts/benchmark.py --events 100000 --assets 50
+
+Starts the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), registers a baseline with
+100-tree forests in a throw-away MLflow store, starts one ``assetwatch worker`` process,
+warms it up, then times from the first reading produced to the N-th prediction consumed.
+Prints one JSON line with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from agents.broker import start_broker
+from agents.consumer import RecordReader
+from agents.producer import ReadingPublisher, publish
+from agents.simulate import SimulationPlan, simulated_readings
+from agents.topics import ensure_topics
+from assetwatch.settings import Settings
+from features.profiles import load_profile
+from models.registry import RegistryConfig, register
+from models.training import synthetic_readings, train_models
+
+
+def _wait_for(reader: RecordReader, count: int, timeout_s: float) -> float:
+    """Consume until ``count`` outputs arrived; return the monotonic time of the last one."""
+    seen = 0
+    deadline = time.monotonic() + timeout_s
+    while seen < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {seen}/{count} outputs within {timeout_s}s")
+        seen += len(reader.poll(0.5))
+    return time.monotonic()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--assets", type=int, default=50)
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--worker-log", type=Path, default=Path("benchmark-worker.log"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, start_broker() as broker:
+        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+        compat = "none" if "KAFKA_BOOTSTRAP_SERVERS" in os.environ else "tansu"
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, kafka_bootstrap_servers=servers, broker_compat=compat,
+            data_dir=Path(tmp), profiles=("cnc",), topic_prefix=f"bench{os.getpid()}",
+        )
+        ensure_topics(settings)
+        profile = load_profile("cnc")
+        print(f"training a {args.trees}-tree baseline...", file=sys.stderr)
+        training = train_models(profile, synthetic_readings(profile, 12, 1.0, seed=1),
+                                trees=args.trees)
+        register(RegistryConfig.from_settings(settings), training)
+
+        env = {**os.environ, "ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS": servers,
+               "ASSETWATCH_BROKER_COMPAT": compat, "ASSETWATCH_DATA_DIR": tmp,
+               "ASSETWATCH_PROFILES": '["cnc"]', "ASSETWATCH_TOPIC_PREFIX": settings.topic_prefix,
+               "ASSETWATCH_LOG_LEVEL": "WARNING"}
+        worker = subprocess.Popen([sys.executable, "-m", "assetwatch", "worker"], env=env,
+                                  stderr=args.worker_log.open("wb"))
+        try:
+            readings = list(simulated_readings(
+                profile, SimulationPlan(assets=args.assets, count=args.events + args.assets * 20,
+                                        rate=1e9), threading.Event(), time.time))
+            warmup, timed = readings[: args.assets * 20], readings[args.assets * 20 :]
+            with RecordReader(settings, [settings.predictions_topic,
+                                         settings.dead_letter_topic]) as reader:
+                publish(ReadingPublisher(settings), warmup)
+                _wait_for(reader, len(warmup), 180)
+                print(f"worker warm; timing {len(timed)} readings...", file=sys.stderr)
+                started = time.monotonic()
+                publish(ReadingPublisher(settings), timed)
+                produced = time.monotonic()
+                finished = _wait_for(reader, len(timed), 600)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    seconds = finished - started
+    print(json.dumps({
+        "events": len(timed), "assets": args.assets, "trees": args.trees,
+        "produce_seconds": round(produced - started, 3), "seconds": round(seconds, 3),
+        "events_per_s": round(len(timed) / seconds),
+    }))
+
+
+if __name__ == "__main__":
+    main()
