@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.sensors import Monitor
 from faust.types import EventT, TransportT
 
-from agents.compat import TansuTransport
 from agents.outputs import OutputPublisher
 from agents.processor import BatchProcessor, Inbound
 from agents.topics import STATE_TABLE
-from assetwatch.settings import Settings
+from agents.transport import AssetwatchTransport, TansuTransport
+from assetwatch.settings import ClientValue, Settings
 from features.profiles import Profile
 from models.bundle import ScoringModel
 
 log = logging.getLogger(__name__)
 
 
-class LeanMonitor(Monitor):  # type: ignore[misc]
-    """Faust's monitor without its per-message bookkeeping (~10% of a worker's CPU here).
-
-    assetwatch measures per batch with its own Prometheus metrics instead.
-    """
+class LeanMonitor(Monitor):
+    """Faust's monitor without its per-message bookkeeping, which nothing here reads."""
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         return None
@@ -43,16 +41,15 @@ class LeanMonitor(Monitor):  # type: ignore[misc]
         return None
 
 
-class AssetwatchApp(faust.App):  # type: ignore[misc]
+class AssetwatchApp(faust.App):
     """faust.App plus the broker compatibility switch and the shared client config."""
 
-    assetwatch_client_config: Mapping[str, str] = {}
+    assetwatch_client_config: Mapping[str, ClientValue] = {}
     assetwatch_compat: str = "none"
 
     def _new_transport(self) -> TransportT:
-        if self.assetwatch_compat == "tansu":
-            return TansuTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        transport = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
+        return transport(self.conf.broker_consumer, self)
 
 
 def create_app(
@@ -73,6 +70,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         autodiscover=False,
+        datadir=str(settings.data_dir / "faust"),
         Monitor=LeanMonitor,
     )
     app.assetwatch_client_config = settings.kafka_client_config()
@@ -91,14 +89,44 @@ def create_app(
     processor = BatchProcessor(settings, profiles, models)
     outputs = OutputPublisher(settings)
 
-    @app.agent(telemetry, name="score-telemetry")  # type: ignore[untyped-decorator]
+    @app.agent(telemetry, name="score-telemetry")
     async def score_telemetry(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_wait_s
-        ):
+        # Batches are taken straight from the agent's channel queue, which Faust's conductor
+        # keeps filling while a batch is processed; Stream.take_events would route every
+        # message through the stream machinery and stop filling during processing (measured
+        # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
+        # after their outputs are delivered and their states written.
+        queue = cast(faust.ChannelT[bytes], stream.channel).queue
+        while True:
+            try:
+                events = await next_batch(
+                    queue, settings.batch_max_events, settings.batch_max_wait_s
+                )
+            except StopAsyncIteration:  # the app is stopping; unacked events are re-read
+                return
             await handle_batch(settings, processor, outputs, states, events)
+            for event in events:
+                event.ack()
 
     return app
+
+
+async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> list[EventT[bytes]]:
+    """Up to ``max_events`` events: wait for one, then take what arrives within the bound."""
+    events = [await queue.get()]
+    deadline = time.monotonic() + max_wait_s
+    while len(events) < max_events:
+        if not queue.empty():
+            events.append(queue.get_nowait())
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            events.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return events
 
 
 async def handle_batch(
@@ -106,7 +134,7 @@ async def handle_batch(
     processor: BatchProcessor,
     outputs: OutputPublisher,
     states: Any,
-    events: Sequence[EventT],
+    events: Sequence[EventT[bytes]],
 ) -> None:
     """Score one micro-batch; publish its outputs, then write the changed states.
 
@@ -119,8 +147,7 @@ async def handle_batch(
                 e.message.offset)
         for e in events
     ]
-    prepared = processor.prepare(batch, states.data.get)
-    outcome = processor.score(prepared)
+    outcome = processor.process(batch, states.data.get)
     await outputs.publish(settings.predictions_topic, outcome.predictions)
     await outputs.publish(settings.dead_letter_topic, outcome.dead_letters)
     await outputs.flush()

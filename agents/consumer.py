@@ -53,8 +53,9 @@ class RecordReader:
                 kind, fields = decode_any(value)
             except SerializationError as exc:
                 kind, fields = "undecodable", {"error": str(exc), "value": value.hex()}
-            records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), kind,
-                                  fields))
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None
+            records.append(Record(topic, partition, offset, msg.key(), kind, fields))
         return records
 
     def iterate(self, idle_timeout_s: float) -> Iterator[Record]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.codecs import MAGIC, codec
-from assetwatch.errors import InvalidReading, SerializationError
+from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.settings import Settings
 from features.extractor import FeatureExtractor
 from features.profiles import Profile
@@ -102,6 +102,12 @@ class BatchProcessor:
         self._grace_ms = int(settings.late_grace_s * 1000)
         self._future_ms = int(settings.max_future_skew_s * 1000)
 
+    def process(
+        self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
+    ) -> Outcome:
+        """:meth:`prepare` then :meth:`score`: the whole batch, one model call per profile."""
+        return self.score(self.prepare(batch, load_state))
+
     def prepare(
         self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
     ) -> Prepared:
@@ -114,7 +120,7 @@ class BatchProcessor:
                 reading = self._decode(inbound)
                 profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms)
                 features = self._fold(prepared, inbound, reading, profile, values, load_state)
-            except InvalidReading as exc:
+            except InvalidReadingError as exc:
                 self._reject(prepared, inbound, exc.reason, exc.detail, reading)
                 continue
             if features is None:
@@ -207,9 +213,9 @@ class BatchProcessor:
     def _decode(self, inbound: Inbound) -> dict[str, Any]:
         value = inbound.value
         if value is None:
-            raise InvalidReading("undecodable", "message has no value")
+            raise InvalidReadingError("undecodable", "message has no value")
         if len(value) > self._settings.max_payload_bytes:
-            raise InvalidReading(
+            raise InvalidReadingError(
                 "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
             )
         try:
@@ -219,8 +225,8 @@ class BatchProcessor:
                 return self._telemetry.decode_json(value)
         except SerializationError as exc:
             reason = "schema_mismatch" if value.lstrip()[:1] == b"{" else "undecodable"
-            raise InvalidReading(reason, str(exc)) from exc
-        raise InvalidReading("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
+            raise InvalidReadingError(reason, str(exc)) from exc
+        raise InvalidReadingError("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
 
     def _fold(
         self,
@@ -241,7 +247,7 @@ class BatchProcessor:
         if inbound.key != asset:
             # Feature state is partitioned by the message key: a reading keyed otherwise
             # could land beside another worker's copy of the asset's state.
-            raise InvalidReading(
+            raise InvalidReadingError(
                 "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
             )
         state = prepared.states.get(asset)
@@ -252,7 +258,7 @@ class BatchProcessor:
         if state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset:
             return None
         if extractor.is_late(state, ts, self._grace_ms):
-            raise InvalidReading(
+            raise InvalidReadingError(
                 "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
                 f"reading (grace {self._grace_ms} ms)",
             )

@@ -30,6 +30,8 @@ class SimulationPlan:
     failing: int = 0
     """How many assets degrade towards failure from the start."""
     ramp_s: float = 1200.0
+    failure_rate_per_hour: float = 0.0
+    """Chance per asset-hour (Poisson rate) that a healthy asset starts degrading."""
     seed: int = 0
     asset_prefix: str | None = None
 
@@ -55,6 +57,7 @@ def simulated_readings(
     sim = TelemetrySimulator(
         profile, plan.assets, start_ms, seed=plan.seed, failing=range(plan.failing),
         ramp_s=plan.ramp_s, asset_prefix=plan.asset_prefix,
+        failure_rate_per_hour=plan.failure_rate_per_hour,
     )
     started = now()
     produced, tick = 0, 0

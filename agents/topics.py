@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from assetwatch.errors import BrokerError
 from assetwatch.settings import Settings
@@ -21,6 +21,8 @@ ADMIN_TIMEOUT_S = 30.0
 class TopicSpec:
     name: str
     partitions: int
+    compacted: bool = False
+    """Keep the newest record per key forever (state changelogs), not by time."""
 
 
 def state_changelog_topic(settings: Settings) -> str:
@@ -34,7 +36,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.telemetry_topic, keyed),
         TopicSpec(settings.predictions_topic, keyed),
         TopicSpec(settings.dead_letter_topic, keyed),
-        TopicSpec(state_changelog_topic(settings), keyed),
+        TopicSpec(state_changelog_topic(settings), keyed, compacted=True),
         TopicSpec(settings.drift_topic, 1),
         TopicSpec(settings.model_updates_topic, 1),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
@@ -59,7 +61,11 @@ def ensure_topics(settings: Settings) -> list[str]:
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, s.partitions, settings.replication_factor) for s in missing],
+        [
+            NewTopic(s.name, s.partitions, settings.replication_factor,
+                     config={"cleanup.policy": "compact"} if s.compacted else {})
+            for s in missing
+        ],
         operation_timeout=ADMIN_TIMEOUT_S,
     )
     for name, future in futures.items():

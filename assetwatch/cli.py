@@ -23,7 +23,7 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     options = DemoOptions(
         duration_s=args.duration, headless=args.headless, assets=args.assets,
-        failing=args.failing, ramp_s=args.ramp_seconds,
+        failing=args.failing, ramp_s=args.ramp_seconds, failure_rate_per_hour=args.failure_rate,
     )
     summary = run_demo(settings, options)
     print(json.dumps(summary), flush=True)
@@ -69,6 +69,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     plan = SimulationPlan(
         assets=args.assets, count=args.count, duration_s=args.duration,
         rate=None if args.paced else args.rate, failing=args.failing, ramp_s=args.ramp_seconds,
+        failure_rate_per_hour=args.failure_rate,
         seed=args.seed if args.seed is not None else settings.seed,
     )
     profile = load_profile(args.profile, settings.profiles_dir)
@@ -134,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="broker + registry + model + worker + simulator + view")
     demo.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     demo.add_argument("--headless", action="store_true", help="no live view; print a summary")
-    demo.add_argument("--assets", type=int, default=60, help="simulated CNC assets (1 Hz each)")
+    demo.add_argument("--assets", type=int, default=200, help="simulated CNC assets (1 Hz each)")
     demo.add_argument("--failing", type=int, default=2, help="assets degrading to failure")
-    demo.add_argument("--ramp-seconds", type=float, default=90.0, help="length of a degradation")
+    demo.add_argument("--ramp-seconds", type=float, default=120.0, help="length of a degradation")
+    demo.add_argument("--failure-rate", type=float, default=0.3,
+                      help="degradations starting per asset-hour across the fleet")
     demo.set_defaults(run=_cmd_demo)
 
     broker = verbs.add_parser("broker", help="run the embedded tansu broker and create topics")
@@ -156,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--paced", action="store_true", help="one reading per asset per second")
     sim.add_argument("--failing", type=int, default=0, help="assets degrading to failure")
     sim.add_argument("--ramp-seconds", type=float, default=1200.0)
+    sim.add_argument("--failure-rate", type=float, default=0.0,
+                     help="degradations starting per asset-hour (Poisson)")
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(run=_cmd_simulate)
 

@@ -13,7 +13,7 @@ class SerializationError(AssetwatchError):
     """A record could not be encoded or decoded with its Avro contract."""
 
 
-class InvalidReading(AssetwatchError):
+class InvalidReadingError(AssetwatchError):
     """A reading breaks its profile's rules; ``reason`` is the dead-letter reason code."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -22,7 +22,7 @@ class InvalidReading(AssetwatchError):
         self.detail = detail
 
 
-class ModelUnavailable(AssetwatchError):
+class ModelUnavailableError(AssetwatchError):
     """No model could be loaded for a profile from any source in the fallback chain."""
 
 

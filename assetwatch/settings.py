@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ClientValue = str | int | float | bool
+"""A librdkafka configuration value."""
+
 
 class Settings(BaseSettings):
     """assetwatch configuration; every field is read from ``ASSETWATCH_<FIELD>``."""
@@ -28,9 +31,9 @@ class Settings(BaseSettings):
             "kafka_bootstrap_servers",
         ),
     )
-    """Comma-separated host:port list of the Kafka cluster (plain KAFKA_BOOTSTRAP_SERVERS works too)."""
+    """Comma-separated host:port list of the cluster (plain KAFKA_BOOTSTRAP_SERVERS works too)."""
     broker_compat: Literal["none", "tansu"] = "none"
-    """'tansu' derives end offsets from fetch high watermarks (tansu's ListOffsets is off by a batch)."""
+    """'tansu' derives end offsets from fetch high watermarks (its ListOffsets lags a batch)."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """Security protocol for every Kafka client."""
     kafka_sasl_mechanism: str | None = None
@@ -53,14 +56,14 @@ class Settings(BaseSettings):
     """Asset-type profiles this worker serves (one registered model each)."""
     profiles_dir: Path | None = None
     """Extra folder of profile .toml files, read before the bundled ones."""
-    batch_max_events: int = Field(default=500, ge=1)
+    batch_max_events: int = Field(default=1000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
-    batch_max_wait_s: float = Field(default=0.05, gt=0)
+    batch_max_wait_s: float = Field(default=0.1, gt=0)
     """Micro-batch time bound in seconds."""
     max_payload_bytes: int = Field(default=65_536, ge=64)
     """Readings larger than this go to dead letters as oversized."""
     late_grace_s: float = Field(default=30.0, ge=0)
-    """Readings older than the asset's newest reading by more than this are dead-lettered as late."""
+    """Readings older than the asset's newest one by more than this are dead-lettered (late)."""
     max_future_skew_s: float = Field(default=300.0, ge=0)
     """Readings stamped further than this ahead of the worker's clock are rejected."""
     session_timeout_s: float = Field(default=6.0, gt=0)
@@ -81,9 +84,9 @@ class Settings(BaseSettings):
     """Registered model name is '<prefix>-<profile>'."""
     bootstrap_model: bool = True
     """Train and register a baseline when neither registry nor local artifact has a model."""
-    train_assets: int = Field(default=24, ge=2)
+    train_assets: int = Field(default=12, ge=2)
     """Synthetic assets in the baseline training set."""
-    train_hours: float = Field(default=3.0, gt=0)
+    train_hours: float = Field(default=2.0, gt=0)
     """Hours of 1 Hz synthetic telemetry per training asset."""
     train_trees: int = Field(default=100, ge=1)
     """Trees in each forest of the baseline models."""
@@ -137,9 +140,9 @@ class Settings(BaseSettings):
     def model_name(self, profile: str) -> str:
         return f"{self.model_name_prefix}-{profile}"
 
-    def kafka_client_config(self) -> dict[str, str]:
+    def kafka_client_config(self) -> dict[str, ClientValue]:
         """librdkafka-style connection settings shared by producers, consumers and admin."""
-        config = {
+        config: dict[str, ClientValue] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
         }

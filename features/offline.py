@@ -7,6 +7,7 @@ import pandas as pd
 
 from features.extractor import FeatureExtractor
 from features.profiles import Profile
+from features.state import AssetState
 
 
 def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     timestamps = ordered["timestamp"].to_numpy(dtype=np.int64).tolist()
     assets = ordered["asset_id"].tolist()
     rows: list[list[float]] = []
-    states = {}
+    states: dict[str, AssetState] = {}
     for asset, ts, vals in zip(assets, timestamps, values, strict=True):
         state = states.get(asset)
         if state is None:

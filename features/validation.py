@@ -7,7 +7,7 @@
     >>> check_reading(reading, profiles, now_ms=0, max_future_ms=1000)
     Traceback (most recent call last):
     ...
-    assetwatch.errors.InvalidReading: non_finite_value: sensor power is nan
+    assetwatch.errors.InvalidReadingError: non_finite_value: sensor power is nan
 """
 
 from __future__ import annotations
@@ -16,22 +16,25 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from assetwatch.errors import InvalidReading
+from assetwatch.errors import InvalidReadingError
 from features.profiles import Profile
 
 
 def check_reading(
     reading: Mapping[str, Any], profiles: Mapping[str, Profile], now_ms: int, max_future_ms: int
 ) -> tuple[Profile, list[float]]:
-    """The reading's profile and its sensor values in profile order, or :class:`InvalidReading`."""
+    """The reading's profile and its sensor values in profile order.
+
+    Raises :class:`InvalidReadingError` naming the dead-letter reason.
+    """
     profile = profiles.get(reading["asset_type"])
     if profile is None:
-        raise InvalidReading(
+        raise InvalidReadingError(
             "unknown_asset_type",
             f"asset type {reading['asset_type']!r} is not served (known: {sorted(profiles)})",
         )
     if reading["timestamp"] > now_ms + max_future_ms:
-        raise InvalidReading(
+        raise InvalidReadingError(
             "future_timestamp",
             f"timestamp {reading['timestamp']} is {reading['timestamp'] - now_ms} ms ahead of now",
         )
@@ -46,15 +49,15 @@ def check_reading(
             # A JSON integer past float range (Avro validation takes any int as a double) is a
             # finite number far outside every sensor's range: out_of_range, not non_finite_value.
             # Not formatted into the detail: its decimal form may be thousands of digits long.
-            raise InvalidReading(
+            raise InvalidReadingError(
                 "out_of_range",
                 f"sensor {sensor.name} is an integer beyond float range, outside "
                 f"[{sensor.min}, {sensor.max}] {sensor.unit}",
             ) from None
         if not math.isfinite(x):
-            raise InvalidReading("non_finite_value", f"sensor {sensor.name} is {x}")
+            raise InvalidReadingError("non_finite_value", f"sensor {sensor.name} is {x}")
         if not sensor.min <= x <= sensor.max:
-            raise InvalidReading(
+            raise InvalidReadingError(
                 "out_of_range",
                 f"sensor {sensor.name}={x} outside [{sensor.min}, {sensor.max}] {sensor.unit}",
             )
@@ -65,6 +68,6 @@ def check_reading(
 def _raise_sensor_mismatch(profile: Profile, sensors: Mapping[str, float]) -> None:
     missing = sorted(set(profile.sensor_names) - set(sensors))
     if missing:
-        raise InvalidReading("missing_sensor", f"{profile.name} reading lacks {missing}")
+        raise InvalidReadingError("missing_sensor", f"{profile.name} reading lacks {missing}")
     extra = sorted(set(sensors) - set(profile.sensor_names))
-    raise InvalidReading("unexpected_sensor", f"{profile.name} reading has unknown {extra}")
+    raise InvalidReadingError("unexpected_sensor", f"{profile.name} reading has unknown {extra}")

@@ -9,10 +9,12 @@ total path length that scikit-learn's ``score_samples`` averages (same float32 s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from onnx import TensorProto, helper
-from sklearn.ensemble import IsolationForest, RandomForestClassifier
 from skl2onnx import to_onnx
+from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 OPSETS = {"": 17, "ai.onnx.ml": 3}
 IR_VERSION = 9
@@ -48,7 +50,7 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
     """ONNX graph whose output is the IsolationForest's summed path length per row."""
-    attrs: dict[str, list[float] | list[int] | list[str]] = {
+    attrs: dict[str, list[Any]] = {
         key: [] for key in (
             "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
             "nodes_truenodeids", "nodes_falsenodeids", "target_treeids", "target_nodeids",
@@ -64,7 +66,8 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
             is_leaf = left[node] < 0
             attrs["nodes_treeids"].append(t)
             attrs["nodes_nodeids"].append(node)
-            attrs["nodes_featureids"].append(0 if is_leaf else int(features[structure.feature[node]]))
+            feature = 0 if is_leaf else int(features[structure.feature[node]])
+            attrs["nodes_featureids"].append(feature)
             attrs["nodes_values"].append(float(np.float32(structure.threshold[node])))
             attrs["nodes_modes"].append("LEAF" if is_leaf else "BRANCH_LEQ")
             attrs["nodes_truenodeids"].append(0 if is_leaf else int(left[node]))
@@ -74,8 +77,10 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
                 attrs["target_nodeids"].append(node)
                 attrs["target_ids"].append(0)
                 attrs["target_weights"].append(float(leaf_value[node]))
-    node = helper.make_node("TreeEnsembleRegressor", [INPUT], ["path_length"],
-                            domain="ai.onnx.ml", n_targets=1, aggregate_function="SUM", **attrs)
+    node = helper.make_node(
+        "TreeEnsembleRegressor", [INPUT], ["path_length"], domain="ai.onnx.ml", n_targets=1,
+        aggregate_function="SUM", **attrs,  # type: ignore[arg-type]
+    )
     graph = helper.make_graph(
         [node], "isolation_forest_path_length",
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, n_features])],

@@ -20,9 +20,10 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 from mlflow.tracking import MlflowClient
 
-from assetwatch.errors import ModelUnavailable
+from assetwatch.errors import ModelUnavailableError
 from assetwatch.settings import Settings
 from models.bundle import ModelBundle, ScoringModel
 from models.training import TrainingResult
@@ -30,6 +31,7 @@ from models.training import TrainingResult
 log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.joblib"
+PIP_REQUIREMENTS = ["assetwatch", "scikit-learn", "numpy", "pandas", "joblib", "onnxruntime"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class RegistryConfig:
         )
 
 
-class AssetModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class AssetModel(PythonModel):
     """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too."""
 
     bundle: ModelBundle
@@ -115,7 +117,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
             artifacts={"bundle": str(path)},
             signature=signature,
             input_example=None,
-            pip_requirements=["assetwatch", "scikit-learn", "numpy", "pandas", "joblib", "onnxruntime"],
+            pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=name,
         )
     version = str(info.registered_model_version)
@@ -175,7 +177,7 @@ def load_serving_model(
                     config.alias, model.name, model.version)
         return model
     if bootstrap is None:
-        raise ModelUnavailable(
+        raise ModelUnavailableError(
             f"no model for profile {profile!r}: registry has no {config.model_name(profile)}"
             f"@{config.alias}, no local artifact, bootstrap disabled"
         )
@@ -185,5 +187,5 @@ def load_serving_model(
     register(config, result)
     loaded = load_from_registry(config, profile)
     if loaded is None:
-        raise ModelUnavailable(f"bootstrap registration of {profile} could not be read back")
+        raise ModelUnavailableError(f"bootstrap registration of {profile} could not be read back")
     return loaded

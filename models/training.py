@@ -116,5 +116,7 @@ def _evaluate(bundle: ModelBundle, x_val: np.ndarray, y_val: np.ndarray) -> dict
 
 def train_baseline(settings: Settings, profile: Profile) -> TrainingResult:
     """The baseline as configured: synthetic readings, then :func:`train_models`."""
-    readings = synthetic_readings(profile, settings.train_assets, settings.train_hours, settings.seed)
+    readings = synthetic_readings(
+        profile, settings.train_assets, settings.train_hours, settings.seed
+    )
     return train_models(profile, readings, trees=settings.train_trees, seed=settings.seed)

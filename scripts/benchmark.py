@@ -11,6 +11,7 @@ Prints one JSON line with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -50,9 +51,12 @@ def main() -> None:
     parser.add_argument("--worker-log", type=Path, default=Path("benchmark-worker.log"))
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, start_broker() as broker:
-        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap_servers)
-        compat = "none" if "KAFKA_BOOTSTRAP_SERVERS" in os.environ else "tansu"
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if external:
+            servers, compat = external, "none"
+        else:
+            servers, compat = stack.enter_context(start_broker()).bootstrap_servers, "tansu"
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None, kafka_bootstrap_servers=servers, broker_compat=compat,
             data_dir=Path(tmp), profiles=("cnc",), topic_prefix=f"bench{os.getpid()}",

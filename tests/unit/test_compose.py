@@ -101,3 +101,13 @@ def test_dockerfile_env_names_real_settings() -> None:
     env = {k: v for k, v in _dockerfile_env().items() if k.startswith(PREFIX)}
     assert env.get(PREFIX + "DATA_DIR") == "/data"
     _assert_real_settings(env, "Dockerfile")
+
+
+def test_env_example_documents_every_setting() -> None:
+    """.env.example names each Settings field once, with its description above it."""
+    text = (ROOT / ".env.example").read_text()
+    names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines()
+             if line.startswith("# ASSETWATCH_")}
+    assert names == {f"ASSETWATCH_{name.upper()}" for name in Settings.model_fields}
+    for name, field in Settings.model_fields.items():
+        assert f"# {field.description}\n# ASSETWATCH_{name.upper()}=" in text

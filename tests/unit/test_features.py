@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,11 @@ from features.offline import compute_features
 from features.profiles import Profile, load_profile
 from features.state import AssetState
 
-SKAB_CSV = Path("/work/shared/data/skab/valve1/1.csv")
+# The SKAB data lives in ../shared beside the checkout (ASSETWATCH_SHARED_DIR overrides).
+SHARED_DIR = Path(
+    os.environ.get("ASSETWATCH_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")
+)
+SKAB_CSV = SHARED_DIR / "data" / "skab" / "valve1" / "1.csv"
 START_MS = 1_700_000_000_000
 SKAB_NON_SENSOR_COLUMNS = {"datetime", "anomaly", "changepoint"}
 

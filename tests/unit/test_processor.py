@@ -12,7 +12,7 @@ import pytest
 
 from agents.codecs import codec
 from agents.processor import BatchProcessor, Inbound, Outcome
-from assetwatch.errors import ModelUnavailable
+from assetwatch.errors import ModelUnavailableError
 from assetwatch.settings import Settings
 from features.profiles import Profile
 from models.bundle import ScoringModel
@@ -33,7 +33,7 @@ class FakeModels:
     def __call__(self, profile: str) -> ScoringModel:
         self.calls.append(profile)
         if profile not in self.models:
-            raise ModelUnavailable(f"no model for {profile}")
+            raise ModelUnavailableError(f"no model for {profile}")
         return self.models[profile]
 
 
@@ -285,7 +285,7 @@ def test_a_failing_model_provider_dead_letters_its_profile_only(
         ("scoring_failed", 101, "pump-001"),
         ("scoring_failed", 102, "pump-001"),
     ]
-    assert "ModelUnavailable" in letters[0]["error"]
+    assert "ModelUnavailableError" in letters[0]["error"]
     assert letters[1]["original_value"] == batch[2].value
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from assetwatch.errors import InvalidReading
+from assetwatch.errors import InvalidReadingError
 from features.profiles import Profile, load_profiles
 from features.validation import check_reading
 
@@ -54,7 +54,7 @@ def test_bad_reading_raises_its_reason_code(
 ) -> None:
     reading = make_reading(**overrides)
 
-    with pytest.raises(InvalidReading) as caught:
+    with pytest.raises(InvalidReadingError) as caught:
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
 
     assert caught.value.reason == reason
@@ -81,7 +81,7 @@ def test_readings_too_far_ahead_of_now_are_future_timestamps(
     reading = make_reading(timestamp=now_ms + ahead_ms)
 
     if future:
-        with pytest.raises(InvalidReading, match=r"^future_timestamp: "):
+        with pytest.raises(InvalidReadingError, match=r"^future_timestamp: "):
             check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
     else:
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
@@ -92,7 +92,7 @@ def test_asset_type_is_checked_before_the_timestamp(
 ) -> None:
     reading = make_reading(asset_type="turbine", timestamp=now_ms + 10 * MAX_FUTURE_MS)
 
-    with pytest.raises(InvalidReading, match=r"^unknown_asset_type: "):
+    with pytest.raises(InvalidReadingError, match=r"^unknown_asset_type: "):
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
 
 
@@ -155,7 +155,7 @@ def test_integer_too_large_for_a_float_is_an_invalid_reading(
     """
     reading = make_reading(sensors={"temperature": 10**400})
 
-    with pytest.raises(InvalidReading) as caught:
+    with pytest.raises(InvalidReadingError) as caught:
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
 
     assert caught.value.reason in {"out_of_range", "non_finite_value"}
@@ -170,7 +170,7 @@ def test_integer_beyond_float_range_is_out_of_range_and_its_detail_stays_short(
     """A finite number past every sensor's range: out_of_range, as any other too-large value."""
     reading = make_reading(sensors={"power": value})
 
-    with pytest.raises(InvalidReading, match=r"^out_of_range: sensor power ") as caught:
+    with pytest.raises(InvalidReadingError, match=r"^out_of_range: sensor power ") as caught:
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
 
     assert len(caught.value.detail) < 200
