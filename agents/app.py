@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
 from faust.sensors import Monitor
-from faust.types import EventT, TransportT
+from faust.types import TransportT
 
 from agents.outputs import OutputPublisher
-from agents.processor import BatchProcessor, Inbound
+from agents.pipeline import BatchPipeline
+from agents.scoring import Scorer
 from agents.topics import STATE_TABLE
 from agents.transport import AssetwatchTransport, TansuTransport
 from assetwatch.settings import ClientValue, Settings
-from features.profiles import Profile
-from models.bundle import ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +49,7 @@ class AssetwatchApp(faust.App):
         return transport(self.conf.broker_consumer, self)
 
 
-def create_app(
-    settings: Settings,
-    profiles: Mapping[str, Profile],
-    models: Callable[[str], ScoringModel],
-) -> AssetwatchApp:
+def create_app(settings: Settings, scorer: Scorer) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     servers = settings.kafka_bootstrap_servers.split(",")
     app = AssetwatchApp(
@@ -86,7 +79,6 @@ def create_app(
         key_type=bytes,  # raw bytes both ways: state has its own compact format
         value_type=bytes,
     )
-    processor = BatchProcessor(settings, profiles, models)
     outputs = OutputPublisher(settings)
 
     @app.agent(telemetry, name="score-telemetry")
@@ -95,65 +87,8 @@ def create_app(
         # keeps filling while a batch is processed; Stream.take_events would route every
         # message through the stream machinery and stop filling during processing (measured
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
-        # after their outputs are delivered and their states written.
+        # after their outputs are delivered and their states written (agents/pipeline.py).
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
-        while True:
-            try:
-                events = await next_batch(
-                    queue, settings.batch_max_events, settings.batch_max_wait_s
-                )
-            except StopAsyncIteration:  # the app is stopping; unacked events are re-read
-                return
-            await handle_batch(settings, processor, outputs, states, events)
-            for event in events:
-                event.ack()
+        await BatchPipeline(settings, scorer, outputs, states).run(queue)
 
     return app
-
-
-async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> list[EventT[bytes]]:
-    """Up to ``max_events`` events: wait for one, then take what arrives within the bound."""
-    events = [await queue.get()]
-    deadline = time.monotonic() + max_wait_s
-    while len(events) < max_events:
-        if not queue.empty():
-            events.append(queue.get_nowait())
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            events.append(await asyncio.wait_for(queue.get(), remaining))
-        except TimeoutError:
-            break
-    return events
-
-
-async def handle_batch(
-    settings: Settings,
-    processor: BatchProcessor,
-    outputs: OutputPublisher,
-    states: Any,
-    events: Sequence[EventT[bytes]],
-) -> None:
-    """Score one micro-batch; publish its outputs, then write the changed states.
-
-    Outputs are awaited before states are written and before the batch is acknowledged: a
-    crash can repeat a reading's prediction, never lose it, and a state never holds a
-    reading whose output is missing.
-    """
-    batch = [
-        Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
-                e.message.offset)
-        for e in events
-    ]
-    outcome = processor.process(batch, states.data.get)
-    await outputs.publish(settings.predictions_topic, outcome.predictions)
-    await outputs.publish(settings.dead_letter_topic, outcome.dead_letters)
-    await outputs.flush()
-    for asset, (partition, raw) in outcome.states.items():
-        states.data[asset] = raw
-        states.send_changelog(partition, asset, raw)
-    if outcome.dead_letters:
-        log.info("batch of %d: %d dead letters (%s)", len(batch), len(outcome.dead_letters),
-                 ", ".join(sorted(set(outcome.dead_letter_reasons))))

@@ -36,7 +36,7 @@ class DemoOptions:
     headless: bool = False
     assets: int = 200
     failing: int = 2
-    ramp_s: float = 120.0
+    ramp_s: float = 60.0
     failure_rate_per_hour: float = 0.3
     """Fleet-wide: healthy assets also start degrading now and then."""
 

@@ -30,6 +30,7 @@ class OutputPublisher:
             "acks": "all",
             "enable.idempotence": True,
             "queue.buffering.max.messages": 500_000,
+            "log.connection.close": False,
         })
         self._failures: list[str] = []
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,13 +27,15 @@ from models.bundle import ScoringModel
 
 log = logging.getLogger(__name__)
 
+DECODED_STATES_KEPT = 4096
+"""Assets whose decoded state a processor keeps between batches (~30 KB each)."""
+
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 """sklearn estimators cast their input to float32 and reject it if any value overflows."""
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One consumed message, as the broker gave it."""
+class Inbound(NamedTuple):
+    """One consumed message, as the broker gave it (a tuple: cheap to pickle in bulk)."""
 
     key: bytes | None
     value: bytes | None
@@ -41,8 +44,7 @@ class Inbound:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
+class Outbound(NamedTuple):
     """One record to publish."""
 
     key: bytes | None
@@ -54,6 +56,7 @@ class _Scorable:
     inbound: Inbound
     reading: dict[str, Any]
     features: list[float]
+    """The reading's snapshot (:meth:`FeatureExtractor.fold`); rows are built per batch."""
 
 
 @dataclass
@@ -65,6 +68,8 @@ class Prepared:
     dead_letter_reasons: list[str] = field(default_factory=list)
     states: dict[bytes, AssetState] = field(default_factory=dict)
     """States of the batch's assets, loaded once per batch."""
+    loaded: dict[bytes, bytes | None] = field(default_factory=dict)
+    """The stored bytes each state was loaded from."""
     changed: dict[bytes, int] = field(default_factory=dict)
     """Assets whose state changed, with the partition their readings came from."""
     replayed: int = 0
@@ -99,6 +104,8 @@ class BatchProcessor:
         self._telemetry = codec("TelemetryReading")
         self._prediction = codec("Prediction")
         self._dead_letter = codec("DeadLetter")
+        self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
+        """Recently used states, decoded, with the bytes they were stored as (LRU)."""
         self._grace_ms = int(settings.late_grace_s * 1000)
         self._future_ms = int(settings.max_future_skew_s * 1000)
 
@@ -151,8 +158,9 @@ class BatchProcessor:
             anomalies += int(scores.is_anomaly.sum())
             names = model.bundle.feature_names
             for i, item in enumerate(items):
+                row = features[i]
                 top = [
-                    {"name": names[j], "value": item.features[j], "z_score": z}
+                    {"name": names[j], "value": float(row[j]), "z_score": z}
                     for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(),
                                     strict=True)
                 ]
@@ -176,11 +184,26 @@ class BatchProcessor:
             dead_letters=prepared.dead_letters,
             dead_letter_reasons=prepared.dead_letter_reasons,
             anomalies=anomalies,
-            states={
-                asset: (partition, prepared.states[asset].to_bytes())
-                for asset, partition in prepared.changed.items()
-            },
+            states=self._encode_states(prepared),
         )
+
+    def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
+        """The changed states as bytes; every state of the batch is kept decoded for the next."""
+        changed = {}
+        for asset, partition in prepared.changed.items():
+            raw = prepared.states[asset].to_bytes()
+            changed[asset] = (partition, raw)
+            self._keep(asset, raw, prepared.states[asset])
+        for asset, stored in prepared.loaded.items():
+            if asset not in changed and stored is not None:
+                self._keep(asset, stored, prepared.states[asset])
+        return changed
+
+    def _keep(self, asset: bytes, raw: bytes, state: AssetState) -> None:
+        self._decoded[asset] = (raw, state)
+        self._decoded.move_to_end(asset)
+        while len(self._decoded) > DECODED_STATES_KEPT:
+            self._decoded.popitem(last=False)
 
     def _scorable(
         self, prepared: Prepared, profile: str, items: list[_Scorable]
@@ -191,7 +214,7 @@ class BatchProcessor:
         dead-lettered one by one and the rest still scored. Their readings stay folded into
         the asset state: each reading was valid, only the feature row derived from it is not.
         """
-        features = np.array([item.features for item in items])
+        features = self._extractors[profile].rows([item.features for item in items])
         # Two reductions, no temporary matrix, in the usual case; NaN propagates through
         # min/max and compares False, so it takes the slow path too.
         if features.min() > -_FLOAT32_MAX and features.max() < _FLOAT32_MAX:
@@ -237,7 +260,7 @@ class BatchProcessor:
         values: list[float],
         load_state: Callable[[bytes], bytes | None],
     ) -> list[float] | None:
-        """The reading's feature row, or None if its state already holds it (a replay).
+        """The reading's feature snapshot, or None if its state already holds it (a replay).
 
         Outputs are delivered before states are written, so a state that holds a reading
         proves its prediction or dead letter was already published.
@@ -252,7 +275,8 @@ class BatchProcessor:
             )
         state = prepared.states.get(asset)
         if state is None:
-            state = self._load(asset, profile, load_state)
+            raw = prepared.loaded[asset] = load_state(asset)
+            state = self._load(asset, profile, raw)
             prepared.states[asset] = state
         ts = reading["timestamp"]
         if state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset:
@@ -262,17 +286,22 @@ class BatchProcessor:
                 "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
                 f"reading (grace {self._grace_ms} ms)",
             )
-        features = extractor.update(state, ts, values)
+        features = extractor.fold(state, ts, values)
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
         return features
 
-    def _load(
-        self, asset: bytes, profile: Profile, load_state: Callable[[bytes], bytes | None]
-    ) -> AssetState:
-        raw = load_state(asset)
+    def _load(self, asset: bytes, profile: Profile, raw: bytes | None) -> AssetState:
+        """The asset's state: the decoded copy kept from the last batch if its bytes match.
+
+        An entry leaves the cache while its batch runs and comes back only with the bytes
+        the batch ended with, so a batch that fails half way cannot leave a folded copy behind.
+        """
         if raw is None:
             return AssetState.empty(profile)
+        kept = self._decoded.pop(asset, None)
+        if kept is not None and kept[0] == raw:
+            return kept[1]
         try:
             return AssetState.from_bytes(raw, profile)
         except SerializationError:

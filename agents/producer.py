@@ -27,6 +27,7 @@ class ReadingPublisher:
             "linger.ms": 5,
             "enable.idempotence": False,
             "acks": "all",
+            "log.connection.close": False,  # idle disconnects are normal, not news
         })
         self._codec = codec("TelemetryReading")
         self.sent = 0

@@ -8,6 +8,7 @@ from functools import partial
 import faust
 
 from agents.app import create_app
+from agents.scoring import make_scorer
 from agents.topics import ensure_topics
 from assetwatch.settings import Settings
 from features.profiles import Profile, load_profiles
@@ -37,6 +38,10 @@ def run_worker(settings: Settings) -> None:
     models = load_models(settings, profiles)
     for model in models.values():
         log.info("serving %s version %s", model.name, model.version)
-    app = create_app(settings, profiles, models.__getitem__)
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
-    worker.execute_from_commandline()
+    scorer = make_scorer(settings, profiles, models)
+    try:
+        app = create_app(settings, scorer)
+        worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+        worker.execute_from_commandline()
+    finally:
+        scorer.close()

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no live view; print a summary")
     demo.add_argument("--assets", type=int, default=200, help="simulated CNC assets (1 Hz each)")
     demo.add_argument("--failing", type=int, default=2, help="assets degrading to failure")
-    demo.add_argument("--ramp-seconds", type=float, default=120.0, help="length of a degradation")
+    demo.add_argument("--ramp-seconds", type=float, default=60.0, help="length of a degradation")
     demo.add_argument("--failure-rate", type=float, default=0.3,
                       help="degradations starting per asset-hour across the fleet")
     demo.set_defaults(run=_cmd_demo)

@@ -56,10 +56,12 @@ class Settings(BaseSettings):
     """Asset-type profiles this worker serves (one registered model each)."""
     profiles_dir: Path | None = None
     """Extra folder of profile .toml files, read before the bundled ones."""
-    batch_max_events: int = Field(default=1000, ge=1)
+    batch_max_events: int = Field(default=2000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
-    batch_max_wait_s: float = Field(default=0.1, gt=0)
+    batch_max_wait_s: float = Field(default=0.2, gt=0)
     """Micro-batch time bound in seconds."""
+    scoring_process: bool = True
+    """Fold features and score in a helper process, so consuming and scoring use two cores."""
     max_payload_bytes: int = Field(default=65_536, ge=64)
     """Readings larger than this go to dead letters as oversized."""
     late_grace_s: float = Field(default=30.0, ge=0)

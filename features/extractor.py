@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from features.profiles import Profile
 from features.state import NO_TIME, AssetState
 
@@ -29,6 +31,8 @@ class FeatureExtractor:
         self._zwindow = next(
             (j for j, w in enumerate(profile.windows) if w.name == profile.zscore_window), None
         )
+        self._no_prev = [0.0] * (self._k + 2)
+        """Snapshot fields of a reading with no previous one: flag, dt, previous values."""
         self._window_stats = [
             [(stat, j) for stat in spec.stats] for j, spec in enumerate(profile.windows)
         ]
@@ -40,56 +44,95 @@ class FeatureExtractor:
         """True when a reading is older than the asset's newest one by more than the grace."""
         return state.watermark_ms != NO_TIME and ts_ms < state.watermark_ms - grace_ms
 
-    def update(self, state: AssetState, ts_ms: int, values: Sequence[float]) -> list[float]:
-        """Fold one reading (values in profile sensor order) in; return its feature row."""
+    def fold(self, state: AssetState, ts_ms: int, values: Sequence[float]) -> list[float]:
+        """Fold one reading (values in profile sensor order) in; return its snapshot.
+
+        The snapshot holds what the reading's features derive from (its values, the previous
+        reading, each window's totals after folding); :meth:`rows` turns a batch of them into
+        features in one vectorised pass, with the same IEEE operations as one at a time.
+        """
         for window in state.windows:
             window.add(ts_ms, values)
         if ts_ms > state.watermark_ms:
             state.watermark_ms = ts_ms
         prev, prev_ts = state.prev_values, state.prev_ts_ms
-        dt_s = (ts_ms - prev_ts) / 1000.0 if prev else 0.0
-        row = self._row(state, values, prev, dt_s)
+        snapshot = list(values)
+        if prev:
+            snapshot.append(1.0)
+            snapshot.append((ts_ms - prev_ts) / 1000.0)
+            snapshot.extend(prev)
+        else:
+            snapshot.extend(self._no_prev)
+        for window in state.windows:
+            window.snapshot_into(snapshot)
         if ts_ms >= prev_ts:
             state.prev_ts_ms = ts_ms
             state.prev_values = list(values)
+        return snapshot
+
+    def update(self, state: AssetState, ts_ms: int, values: Sequence[float]) -> list[float]:
+        """Fold one reading in and return its feature row."""
+        row: list[float] = self.rows([self.fold(state, ts_ms, values)])[0].tolist()
         return row
 
-    def _row(
-        self, state: AssetState, values: Sequence[float], prev: Sequence[float], dt_s: float
-    ) -> list[float]:
-        """Build the row column-wise (one list per feature kind), then interleave by sensor."""
-        profile, k = self.profile, self._k
-        columns: list[Sequence[float]] = []
-        if profile.raw:
-            columns.append(values)
-        for window, stats in zip(state.windows, self._window_stats, strict=True):
-            for stat, _ in stats:
-                columns.append(window.column(stat))
+    def rows(self, snapshots: Sequence[Sequence[float]]) -> np.ndarray:
+        """Feature matrix (n, features) of the readings whose snapshots are given."""
+        s = np.asarray(snapshots, dtype=float)
+        k, n = self._k, len(s)
+        x = s[:, :k]
+        has_prev = s[:, k : k + 1] > 0.0
+        dt = s[:, k + 1 : k + 2]
+        prev = s[:, k + 2 : 2 * k + 2]
+        pos = 2 * k + 2
+        stats: list[dict[str, np.ndarray]] = []
+        for spec in self.profile.windows:
+            count = s[:, pos : pos + 1]
+            sums, sumsqs = s[:, pos + 1 : pos + 1 + k], s[:, pos + 1 + k : pos + 1 + 2 * k]
+            pos += 1 + 2 * k
+            window = {"mean": _divide(sums, count, count > 0.0),
+                      "std": _std(sums, sumsqs, count)}
+            if spec.extrema:
+                some = count > 0.0
+                window["min"] = np.where(some, s[:, pos : pos + k], 0.0)
+                window["max"] = np.where(some, s[:, pos + k : pos + 2 * k], 0.0)
+                pos += 2 * k
+            stats.append(window)
+        kinds: list[np.ndarray] = [x] if self.profile.raw else []
+        for window, wanted in zip(stats, self._window_stats, strict=True):
+            kinds.extend(window[stat] for stat, _ in wanted)
         if self._zwindow is not None:
-            zw = state.windows[self._zwindow]
-            means, stds = zw.column("mean"), zw.column("std")
-            columns.append(
-                [
-                    (x - m) / sd if sd > 0.0 else 0.0
-                    for x, m, sd in zip(values, means, stds, strict=False)
-                ]
-            )
-        deltas = [x - p for x, p in zip(values, prev, strict=False)] if prev else [0.0] * k
-        if profile.rate_of_change:
-            columns.append([d / dt_s for d in deltas] if dt_s > 0.0 else [0.0] * k)
-        if profile.pct_change:
-            columns.append(
-                [
-                    d / abs(p) if abs(p) >= MIN_DENOMINATOR else 0.0
-                    for d, p in zip(deltas, prev, strict=False)
-                ]
-                if prev else [0.0] * k
-            )
-        row = [column[i] for i in range(k) for column in columns]
+            z = stats[self._zwindow]
+            kinds.append(_divide(x - z["mean"], z["std"], z["std"] > 0.0))
+        deltas = np.where(has_prev, x - prev, 0.0)
+        if self.profile.rate_of_change:
+            kinds.append(_divide(deltas, dt, (dt > 0.0) & has_prev))
+        if self.profile.pct_change:
+            magnitude = np.abs(prev)
+            kinds.append(_divide(deltas, magnitude, (magnitude >= MIN_DENOMINATOR) & has_prev))
+        # interleave per sensor: sensor 0's kinds, then sensor 1's, ...
+        matrix = np.stack(kinds, axis=2).reshape(n, -1)
+        extra = []
         for is_product, a, b in self._interactions:
             if is_product:
-                row.append(values[a] * values[b])
+                extra.append(x[:, a] * x[:, b])
             else:
-                b_value = values[b]
-                row.append(values[a] / b_value if abs(b_value) >= MIN_DENOMINATOR else 0.0)
-        return row
+                extra.append(_divide(x[:, a], x[:, b], np.abs(x[:, b]) >= MIN_DENOMINATOR))
+        if extra:
+            matrix = np.column_stack([matrix, *extra])
+        return matrix
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """numerator / denominator where ``where`` holds, else 0.0 (no warnings, no inf)."""
+    shape = np.broadcast_shapes(numerator.shape, denominator.shape, where.shape)
+    out = np.zeros(shape)
+    np.divide(numerator, denominator, out=out, where=np.broadcast_to(where, shape))
+    return out
+
+
+def _std(sums: np.ndarray, sumsqs: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Sample standard deviation (ddof=1) from totals; 0 below two readings."""
+    enough = count >= 2.0
+    safe_count = np.where(enough, count, 2.0)
+    variance = (sumsqs - sums * sums / safe_count) / (safe_count - 1.0)
+    return np.where(enough, np.sqrt(np.maximum(variance, 0.0)), 0.0)

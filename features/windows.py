@@ -87,6 +87,15 @@ class BucketedWindow:
                     maxs[i] = x
         return True
 
+    def snapshot_into(self, out: list[float]) -> None:
+        """Append the window's totals: count, sums, sums of squares (and minima, maxima)."""
+        out.append(float(self.count))
+        out.extend(self._sums)
+        out.extend(self._sumsqs)
+        if self.extrema:
+            out.extend(self._mins)
+            out.extend(self._maxs)
+
     def column(self, stat: str) -> list[float]:
         """One statistic for every sensor: 'mean', 'std', 'min' or 'max'."""
         n = self.count

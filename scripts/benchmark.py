@@ -21,8 +21,9 @@ import threading
 import time
 from pathlib import Path
 
+from confluent_kafka import Consumer
+
 from agents.broker import start_broker
-from agents.consumer import RecordReader
 from agents.producer import ReadingPublisher, publish
 from agents.simulate import SimulationPlan, simulated_readings
 from agents.topics import ensure_topics
@@ -32,14 +33,22 @@ from models.registry import RegistryConfig, register
 from models.training import synthetic_readings, train_models
 
 
-def _wait_for(reader: RecordReader, count: int, timeout_s: float) -> float:
+def _output_counter(settings: Settings) -> Consumer:
+    """Counts output messages without decoding them, to leave the CPU to the worker."""
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{os.getpid()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([settings.predictions_topic, settings.dead_letter_topic])
+    return consumer
+
+
+def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> float:
     """Consume until ``count`` outputs arrived; return the monotonic time of the last one."""
     seen = 0
     deadline = time.monotonic() + timeout_s
     while seen < count:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {seen}/{count} outputs within {timeout_s}s")
-        seen += len(reader.poll(0.5))
+        seen += sum(1 for m in consumer.consume(10_000, 0.5) if m.error() is None)
     return time.monotonic()
 
 
@@ -79,15 +88,15 @@ def main() -> None:
                 profile, SimulationPlan(assets=args.assets, count=args.events + args.assets * 20,
                                         rate=1e9), threading.Event(), time.time))
             warmup, timed = readings[: args.assets * 20], readings[args.assets * 20 :]
-            with RecordReader(settings, [settings.predictions_topic,
-                                         settings.dead_letter_topic]) as reader:
-                publish(ReadingPublisher(settings), warmup)
-                _wait_for(reader, len(warmup), 180)
-                print(f"worker warm; timing {len(timed)} readings...", file=sys.stderr)
-                started = time.monotonic()
-                publish(ReadingPublisher(settings), timed)
-                produced = time.monotonic()
-                finished = _wait_for(reader, len(timed), 600)
+            counter = _output_counter(settings)
+            publish(ReadingPublisher(settings), warmup)
+            _wait_for(counter, len(warmup), 180)
+            print(f"worker warm; timing {len(timed)} readings...", file=sys.stderr)
+            started = time.monotonic()
+            publish(ReadingPublisher(settings), timed)
+            produced = time.monotonic()
+            finished = _wait_for(counter, len(timed), 600)
+            counter.close()
         finally:
             worker.terminate()
             worker.wait(30)

@@ -1,0 +1,91 @@
+"""The telemetry agent's loop: micro-batches taken from the agent's channel queue.
+
+Faust's conductor keeps filling the queue while a batch is scored (in the scoring helper).
+A batch's events are acked only after its outputs are delivered and its states written: a
+crash can repeat a reading's prediction, never lose it, and a state never holds a reading
+whose output is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from faust.types import EventT
+
+from agents.outputs import OutputPublisher
+from agents.processor import Inbound, Outcome
+from agents.scoring import Scorer
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Events = list[EventT[bytes]]
+
+
+async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
+    """Up to ``max_events`` events: wait for one, then take what arrives within the bound."""
+    events = [await queue.get()]
+    deadline = time.monotonic() + max_wait_s
+    while len(events) < max_events:
+        if not queue.empty():
+            events.append(queue.get_nowait())
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            events.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return events
+
+
+class BatchPipeline:
+    """Runs the agent: score a batch, publish it, write its states, ack it; repeat."""
+
+    def __init__(
+        self, settings: Settings, scorer: Scorer, outputs: OutputPublisher, table: Any
+    ) -> None:
+        self._settings = settings
+        self._scorer = scorer
+        self._outputs = outputs
+        self._table = table
+
+    async def run(self, queue: Any) -> None:
+        """Until the app stops (the queue raises StopAsyncIteration)."""
+        settings = self._settings
+        while True:
+            try:
+                events = await next_batch(
+                    queue, settings.batch_max_events, settings.batch_max_wait_s
+                )
+            except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
+                return
+            await self._finish(events, await self._score(events))
+
+    async def _score(self, events: Sequence[EventT[bytes]]) -> Outcome:
+        batch = [
+            Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
+                    e.message.offset)
+            for e in events
+        ]
+        return await self._scorer.process(batch, self._table.data.get)
+
+    async def _finish(self, events: Sequence[EventT[bytes]], outcome: Outcome) -> None:
+        """Publish, wait for the broker, write the states, then ack the events."""
+        outputs, settings = self._outputs, self._settings
+        await outputs.publish(settings.predictions_topic, outcome.predictions)
+        await outputs.publish(settings.dead_letter_topic, outcome.dead_letters)
+        await outputs.flush()
+        for asset, (partition, raw) in outcome.states.items():
+            self._table.data[asset] = raw
+            self._table.send_changelog(partition, asset, raw)
+        for event in events:
+            event.ack()
+        if outcome.dead_letters:
+            log.info("batch of %d: %d dead letters (%s)", len(events), len(outcome.dead_letters),
+                     ", ".join(sorted(set(outcome.dead_letter_reasons))))
