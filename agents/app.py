@@ -14,7 +14,7 @@ from agents.outputs import OutputPublisher
 from agents.pipeline import BatchPipeline
 from agents.scoring import Scorer
 from agents.topics import STATE_TABLE
-from agents.transport import AssetwatchTransport, TansuTransport
+from agents.transport import TansuTransport
 from assetwatch.settings import ClientValue, Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ class AssetwatchApp(faust.App):
     assetwatch_compat: str = "none"
 
     def _new_transport(self) -> TransportT:
-        transport = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
-        return transport(self.conf.broker_consumer, self)
+        if self.assetwatch_compat == "tansu":
+            return TansuTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
 
 def create_app(settings: Settings, scorer: Scorer) -> AssetwatchApp:
