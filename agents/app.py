@@ -10,11 +10,11 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TransportT
 
-from agents.outputs import OutputPublisher
+from agents.lifecycle import ModelWatcher
 from agents.pipeline import BatchPipeline
 from agents.scoring import Scorer
 from agents.topics import STATE_TABLE
-from agents.transport import TansuTransport
+from agents.transport import AssetwatchTransport, TansuTransport
 from assetwatch.settings import ClientValue, Settings
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,13 @@ class AssetwatchApp(faust.App):
     assetwatch_compat: str = "none"
 
     def _new_transport(self) -> TransportT:
-        if self.assetwatch_compat == "tansu":
-            return TansuTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        kind = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
+        return kind(self.conf.broker_consumer, self)
 
 
-def create_app(settings: Settings, scorer: Scorer) -> AssetwatchApp:
+def create_app(
+    settings: Settings, scorer: Scorer, watcher: ModelWatcher | None = None
+) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     servers = settings.kafka_bootstrap_servers.split(",")
     app = AssetwatchApp(
@@ -80,7 +81,6 @@ def create_app(settings: Settings, scorer: Scorer) -> AssetwatchApp:
         key_type=bytes,  # raw bytes both ways: state has its own compact format
         value_type=bytes,
     )
-    outputs = OutputPublisher(settings)
 
     @app.agent(telemetry, name="score-telemetry")
     async def score_telemetry(stream: faust.StreamT[bytes]) -> None:
@@ -90,6 +90,12 @@ def create_app(settings: Settings, scorer: Scorer) -> AssetwatchApp:
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/pipeline.py).
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
-        await BatchPipeline(settings, scorer, outputs, states).run(queue)
+        await BatchPipeline(settings, scorer, states).run(queue)
+
+    if watcher is not None:
+        async def watch_models() -> None:  # Faust calls a task with the app if it takes args
+            await watcher.run()
+
+        app.task(watch_models)
 
     return app

@@ -29,6 +29,7 @@ SCHEMA_FILES = {
     "DeadLetter": "dead_letter.avsc",
     "DriftAlert": "drift_alert.avsc",
     "ModelUpdate": "model_update.avsc",
+    "OperatorAlert": "operator_alert.avsc",
 }
 
 

@@ -1,18 +1,19 @@
-"""Publishing a batch's outputs with confluent-kafka and waiting until the broker has them.
+"""Delivering a batch's outputs with confluent-kafka, waiting until the broker has them all.
 
 Faust's own producer costs ~30 µs a record here; librdkafka enqueues in ~1 µs and batches
 in C. Records are keyed by asset id with the Java/Faust partitioner (murmur2), so outputs
-land on the same partition number as their input.
+land on the same partition number as their input. Delivery runs where the batch was
+processed (the scoring helper by default), so encoded outputs never travel back to the
+worker's event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from agents.processor import Outbound
+from agents.processor import Outbound, Outcome
 from assetwatch.errors import BrokerError
 from assetwatch.settings import Settings
 
@@ -20,9 +21,11 @@ FLUSH_TIMEOUT_S = 60.0
 
 
 class OutputPublisher:
-    """Sends records and resolves once every one of them is acknowledged."""
+    """Sends a batch's predictions and dead letters and returns once all are acknowledged."""
 
     def __init__(self, settings: Settings) -> None:
+        self._predictions_topic = settings.predictions_topic
+        self._dead_letter_topic = settings.dead_letter_topic
         self._producer = Producer({
             **settings.kafka_client_config(),
             "partitioner": "murmur2_random",
@@ -38,8 +41,7 @@ class OutputPublisher:
         if error is not None:
             self._failures.append(str(error))
 
-    async def publish(self, topic: str, records: Sequence[Outbound]) -> None:
-        """Enqueue ``records``; call :meth:`flush` to wait for their acknowledgement."""
+    def _send(self, topic: str, records: Sequence[Outbound]) -> None:
         produce, poll = self._producer.produce, self._producer.poll
         for record in records:
             while True:
@@ -47,12 +49,13 @@ class OutputPublisher:
                     produce(topic, record.value, record.key, on_delivery=self._on_delivery)
                     break
                 except BufferError:
-                    await asyncio.to_thread(poll, 0.05)  # local queue full: let it drain
-        poll(0)
+                    poll(0.05)  # local queue full: let it drain
 
-    async def flush(self) -> None:
-        """Wait until everything enqueued is acknowledged; raise if anything failed."""
-        remaining = await asyncio.to_thread(self._producer.flush, FLUSH_TIMEOUT_S)
+    def deliver(self, outcome: Outcome) -> None:
+        """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked."""
+        self._send(self._predictions_topic, outcome.predictions)
+        self._send(self._dead_letter_topic, outcome.dead_letters)
+        remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         failures, self._failures = self._failures, []
         if remaining or failures:
             raise BrokerError(

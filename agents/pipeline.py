@@ -1,9 +1,9 @@
 """The telemetry agent's loop: micro-batches taken from the agent's channel queue.
 
 Faust's conductor keeps filling the queue while a batch is scored (in the scoring helper).
-A batch's events are acked only after its outputs are delivered and its states written: a
-crash can repeat a reading's prediction, never lose it, and a state never holds a reading
-whose output is missing.
+A batch's events are acked only after its outputs are delivered (by the scorer) and its
+states written: a crash can repeat a reading's prediction, never lose it, and a state never
+holds a reading whose output is missing.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 
 from faust.types import EventT
 
-from agents.outputs import OutputPublisher
-from agents.processor import Inbound, Outcome
+from agents.processor import BatchReport, Inbound
 from agents.scoring import Scorer
 from assetwatch.settings import Settings
 
@@ -45,14 +44,11 @@ async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
 
 
 class BatchPipeline:
-    """Runs the agent: score a batch, publish it, write its states, ack it; repeat."""
+    """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
-    def __init__(
-        self, settings: Settings, scorer: Scorer, outputs: OutputPublisher, table: Any
-    ) -> None:
+    def __init__(self, settings: Settings, scorer: Scorer, table: Any) -> None:
         self._settings = settings
         self._scorer = scorer
-        self._outputs = outputs
         self._table = table
 
     async def run(self, queue: Any) -> None:
@@ -67,7 +63,7 @@ class BatchPipeline:
                 return
             await self._finish(events, await self._score(events))
 
-    async def _score(self, events: Sequence[EventT[bytes]]) -> Outcome:
+    async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
         batch = [
             Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
                     e.message.offset)
@@ -75,17 +71,14 @@ class BatchPipeline:
         ]
         return await self._scorer.process(batch, self._table.data.get)
 
-    async def _finish(self, events: Sequence[EventT[bytes]], outcome: Outcome) -> None:
-        """Publish, wait for the broker, write the states, then ack the events."""
-        outputs, settings = self._outputs, self._settings
-        await outputs.publish(settings.predictions_topic, outcome.predictions)
-        await outputs.publish(settings.dead_letter_topic, outcome.dead_letters)
-        await outputs.flush()
-        for asset, (partition, raw) in outcome.states.items():
+    async def _finish(self, events: Sequence[EventT[bytes]], report: BatchReport) -> None:
+        """With the outputs delivered: write the states, then ack the events."""
+        for asset, (partition, raw) in report.states.items():
             self._table.data[asset] = raw
             self._table.send_changelog(partition, asset, raw)
         for event in events:
             event.ack()
-        if outcome.dead_letters:
-            log.info("batch of %d: %d dead letters (%s)", len(events), len(outcome.dead_letters),
-                     ", ".join(sorted(set(outcome.dead_letter_reasons))))
+        if report.dead_letter_reasons:
+            log.info("batch of %d: %d dead letters (%s)", len(events),
+                     len(report.dead_letter_reasons),
+                     ", ".join(sorted(set(report.dead_letter_reasons))))

@@ -85,6 +85,20 @@ class Outcome:
     states: dict[bytes, tuple[int, bytes]]
     """Changed asset states to write once per batch: key -> (partition, state bytes)."""
 
+    def report(self) -> BatchReport:
+        """What the worker needs back once the outputs are delivered."""
+        return BatchReport(len(self.predictions), self.anomalies, self.dead_letter_reasons,
+                           self.states)
+
+
+class BatchReport(NamedTuple):
+    """A processed batch whose outputs are delivered: counts and the states to write."""
+
+    predictions: int
+    anomalies: int
+    dead_letter_reasons: list[str]
+    states: dict[bytes, tuple[int, bytes]]
+
 
 class BatchProcessor:
     """Turns a batch of telemetry messages into predictions and dead letters."""

@@ -1,12 +1,13 @@
-"""Where a batch is processed: in a helper process on the machine's other core, or inline.
+"""Where a batch is processed and its outputs delivered: a helper process, or inline.
 
 Profiling a worker here showed ~65% of its main thread in feature folding, scoring and
 encoding, all pure Python under the GIL, beside Faust's fetching and delivery. So by default
 one helper process does that work: the worker sends it a batch of raw messages and the
-current states of the batch's assets, and gets back encoded outputs and the changed states,
-while Faust keeps filling the agent's queue. The helper keeps no state between batches, so a
-rebalance or a restart needs nothing from it. Messages and outputs cross as named tuples of
-bytes (about 2 µs per message both ways; slotted dataclasses cost 12 µs).
+current states of the batch's assets; the helper publishes the predictions and dead letters
+and, once the broker has them all, answers with counts and the changed states, while Faust
+keeps filling the agent's queue. The helper keeps no state between batches, so a rebalance
+or a restart needs nothing from it. Messages cross as named tuples of bytes (about 2 µs per
+message; slotted dataclasses cost 12 µs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from agents.processor import BatchProcessor, Inbound, Outcome
+from agents.outputs import OutputPublisher
+from agents.processor import BatchProcessor, BatchReport, Inbound
 from assetwatch.settings import Settings
 from features.profiles import Profile
 from models.bundle import ScoringModel
@@ -27,23 +29,36 @@ log = logging.getLogger(__name__)
 
 LoadState = Callable[[bytes], bytes | None]
 
-_helper_processor: BatchProcessor | None = None
-"""The helper process's processor, built by :func:`_start_helper` (never at import)."""
+_helper: tuple[BatchProcessor, OutputPublisher, dict[str, ScoringModel]] | None = None
+"""The helper process's processor, publisher and served models (by :func:`_start_helper`)."""
 
 
 def _start_helper(
     settings: Settings, profiles: Mapping[str, Profile], models: Mapping[str, ScoringModel]
 ) -> None:
-    global _helper_processor
+    global _helper
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s [scoring]: %(message)s")
-    _helper_processor = BatchProcessor(settings, profiles, dict(models).__getitem__)
+    served = dict(models)
+    _helper = (BatchProcessor(settings, profiles, served.__getitem__), OutputPublisher(settings),
+               served)
 
 
-def _process_in_helper(batch: Sequence[Inbound], states: Mapping[bytes, bytes | None]) -> Outcome:
-    if _helper_processor is None:
+def _process_in_helper(
+    batch: Sequence[Inbound], states: Mapping[bytes, bytes | None]
+) -> BatchReport:
+    if _helper is None:
         raise RuntimeError("the scoring helper was not initialised")
-    return _helper_processor.process(batch, states.get)
+    processor, publisher, _ = _helper
+    outcome = processor.process(batch, states.get)
+    publisher.deliver(outcome)
+    return outcome.report()
+
+
+def _swap_in_helper(model: ScoringModel) -> None:
+    if _helper is None:
+        raise RuntimeError("the scoring helper was not initialised")
+    _helper[2][model.bundle.profile] = model
 
 
 class InlineScorer:
@@ -53,17 +68,29 @@ class InlineScorer:
         self, settings: Settings, profiles: Mapping[str, Profile],
         models: Mapping[str, ScoringModel],
     ) -> None:
-        self._processor = BatchProcessor(settings, profiles, dict(models).__getitem__)
+        self._served = dict(models)
+        self._processor = BatchProcessor(settings, profiles, self._served.__getitem__)
+        self._publisher = OutputPublisher(settings)
 
-    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> Outcome:
-        return self._processor.process(batch, load_state)
+    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
+        outcome = self._processor.process(batch, load_state)
+        await asyncio.to_thread(self._publisher.deliver, outcome)
+        return outcome.report()
+
+    async def swap(self, model: ScoringModel) -> None:
+        """Serve ``model`` for its profile from the next batch on."""
+        self._served[model.bundle.profile] = model
 
     def close(self) -> None:
-        return None
+        self._publisher.close()
 
 
 class ProcessScorer:
-    """Processes batches in one helper process; a helper that dies is replaced once per batch."""
+    """Processes batches in one helper process; a helper that dies is replaced once per batch.
+
+    A batch retried on a new helper may publish some outputs twice (at-least-once), never
+    none.
+    """
 
     def __init__(
         self, settings: Settings, profiles: Mapping[str, Profile],
@@ -77,7 +104,7 @@ class ProcessScorer:
         return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_helper, initargs=self._args)
 
-    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> Outcome:
+    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
         states = {key: load_state(key) for key in {m.key for m in batch} if key is not None}
         loop = asyncio.get_running_loop()
         try:
@@ -86,6 +113,15 @@ class ProcessScorer:
             log.error("the scoring helper died: starting a new one and retrying the batch")
             self._pool = self._new_pool()
             return await loop.run_in_executor(self._pool, _process_in_helper, batch, states)
+
+    async def swap(self, model: ScoringModel) -> None:
+        """Serve ``model`` for its profile from the next batch on.
+
+        The helper runs one call at a time in submission order, so the swap lands between
+        two batches; a replacement helper starts with the new model too.
+        """
+        self._args[2][model.bundle.profile] = model
+        await asyncio.get_running_loop().run_in_executor(self._pool, _swap_in_helper, model)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -39,6 +39,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(state_changelog_topic(settings), keyed, compacted=True),
         TopicSpec(settings.drift_topic, 1),
         TopicSpec(settings.model_updates_topic, 1),
+        TopicSpec(settings.operator_alerts_topic, 1),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
     ]
 

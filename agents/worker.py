@@ -1,4 +1,5 @@
-"""``assetwatch worker``: prepare topics, load models through the fallback chain, run Faust."""
+"""``assetwatch worker``: prepare topics, load models through the fallback chain, run Faust
+with the telemetry agent and the model watcher (hot swap)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import partial
 import faust
 
 from agents.app import create_app
+from agents.lifecycle import ModelWatcher
 from agents.scoring import make_scorer
 from agents.topics import ensure_topics
 from assetwatch.settings import Settings
@@ -39,8 +41,9 @@ def run_worker(settings: Settings) -> None:
     for model in models.values():
         log.info("serving %s version %s", model.name, model.version)
     scorer = make_scorer(settings, profiles, models)
+    watcher = ModelWatcher(settings, profiles, scorer, models)
     try:
-        app = create_app(settings, scorer)
+        app = create_app(settings, scorer, watcher)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:

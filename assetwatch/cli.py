@@ -1,4 +1,5 @@
-"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, train."""
+"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, dlq, train,
+promote, rollback."""
 
 from __future__ import annotations
 
@@ -111,9 +112,28 @@ def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.deadletters import DeadLetter, Selection, format_line, replay, scan, to_json
+    from agents.topics import ensure_topics
+
+    selection = Selection(frozenset(args.reason or ()), args.max)
+    if args.replay:
+        ensure_topics(settings)  # a producer would make tansu auto-create it with 4 partitions
+        report = replay(settings, selection, args.timeout)
+        print(json.dumps({"replayed": report.by_reason.total(),
+                          "topic": settings.telemetry_topic}), flush=True)
+    else:
+        def show(letter: DeadLetter) -> None:
+            print(json.dumps(to_json(letter)) if args.json else format_line(letter), flush=True)
+
+        report = scan(settings, selection, args.timeout, show)
+    print(f"dead letters: {report.describe()}", file=sys.stderr)
+    return 1 if report.timed_out else 0
+
+
 def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from features.profiles import load_profile
-    from models.registry import RegistryConfig, register
+    from models.registry import CHALLENGER, RegistryConfig, register
     from models.training import train_baseline
 
     results: dict[str, Any] = {}
@@ -121,10 +141,37 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         profile = load_profile(name, settings.profiles_dir)
         log.info("training the %s baseline", name)
         result = train_baseline(settings, profile)
-        version = register(RegistryConfig.from_settings(settings), result)
+        version = register(RegistryConfig.from_settings(settings), result, alias=CHALLENGER)
         results[name] = {"model": settings.model_name(name), "version": version,
+                         "alias": CHALLENGER,
                          **{k: round(v, 4) for k, v in result.metrics.items()}}
+        if args.promote:
+            results[name]["promoted"] = _move(settings, name, "PROMOTE", version)
     print(json.dumps(results))
+    return 0
+
+
+def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
+    """Move the served alias (promote or roll back), then tell every worker."""
+    from agents.lifecycle import announce
+    from agents.topics import ensure_topics
+    from models.registry import RegistryConfig, promote, rollback
+
+    config = RegistryConfig.from_settings(settings)
+    move = promote(config, profile, version) if action == "PROMOTE" else rollback(config, profile)
+    ensure_topics(settings)
+    announce(settings, move, action)
+    return {"model": move.name, "alias": move.alias, "version": move.version,
+            "previous": move.previous}
+
+
+def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps(_move(settings, args.profile, "PROMOTE", args.version)))
+    return 0
+
+
+def _cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps(_move(settings, args.profile, "ROLLBACK")))
     return 0
 
 
@@ -179,9 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--timeout", type=float, default=5.0, help="stop when idle SECONDS")
     consume.set_defaults(run=_cmd_consume)
 
-    train = verbs.add_parser("train", help="train the baseline and register it as champion")
+    dlq = verbs.add_parser("dlq", help="list dead letters, or replay them to the telemetry topic")
+    dlq.add_argument("--reason", action="append", help="only this reason (repeatable)")
+    dlq.add_argument("--max", type=int, default=0, help="stop after N selected dead letters")
+    dlq.add_argument("--timeout", type=float, default=10.0,
+                     help="give up when idle SECONDS before reaching the end offsets")
+    dlq_mode = dlq.add_mutually_exclusive_group()
+    dlq_mode.add_argument("--json", action="store_true", help="full JSON lines (bytes as base64)")
+    dlq_mode.add_argument("--replay", action="store_true",
+                          help="publish the original key and value bytes to the telemetry topic")
+    dlq.set_defaults(run=_cmd_dlq)
+
+    train = verbs.add_parser("train", help="train the baseline and register it as challenger")
     train.add_argument("--profile", action="append", help="repeatable; default: all served")
+    train.add_argument("--promote", action="store_true",
+                       help="then promote it to the served alias right away")
     train.set_defaults(run=_cmd_train)
+
+    promote = verbs.add_parser("promote", help="serve a version (default: the challenger)")
+    promote.add_argument("--profile", required=True, help="profile whose model to promote")
+    promote.add_argument("--version", help="registered version; default: @challenger")
+    promote.set_defaults(run=_cmd_promote)
+
+    rollback = verbs.add_parser("rollback", help="serve the previously served version again")
+    rollback.add_argument("--profile", required=True, help="profile whose model to roll back")
+    rollback.set_defaults(run=_cmd_rollback)
     return parser
 
 

@@ -28,3 +28,7 @@ class ModelUnavailableError(AssetwatchError):
 
 class BrokerError(AssetwatchError):
     """The broker could not be started, reached or prepared."""
+
+
+class ModelRejectedError(AssetwatchError):
+    """A model version failed the checks a worker runs before serving it."""

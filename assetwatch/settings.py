@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     """Registry alias the workers serve."""
     model_name_prefix: str = "assetwatch"
     """Registered model name is '<prefix>-<profile>'."""
+    model_check_interval_s: float = Field(default=30.0, gt=0)
+    """Seconds between a worker's registry checks of the served alias (missed updates)."""
     bootstrap_model: bool = True
     """Train and register a baseline when neither registry nor local artifact has a model."""
     train_assets: int = Field(default=12, ge=2)
@@ -128,6 +130,10 @@ class Settings(BaseSettings):
     @property
     def model_updates_topic(self) -> str:
         return f"{self.topic_prefix}.model-updates"
+
+    @property
+    def operator_alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.operator-alerts"
 
     @property
     def tracking_uri(self) -> str:

@@ -3,6 +3,11 @@
 Fallback chain when a worker asks for a profile's model: the registry alias
 (``models:/<name>@<alias>``), then the local artifact saved beside the last registration,
 then (if allowed) bootstrap training of the baseline, which is registered and aliased.
+
+Lifecycle: ``assetwatch train`` registers a version as ``@challenger``; :func:`promote` points
+the served alias (``@champion``) at it and :func:`rollback` points it back. The versions that
+were champion, oldest first, are kept in the registered model's ``champion_history`` tag, so
+a rollback knows where to go and can be repeated.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from models.training import TrainingResult
 log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.joblib"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+HISTORY_KEPT = 50
 PIP_REQUIREMENTS = ["assetwatch", "scikit-learn", "numpy", "pandas", "joblib", "onnxruntime"]
 
 
@@ -121,10 +129,85 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
             registered_model_name=name,
         )
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(name, alias or config.alias, version)
-    _save_local(config, bundle, name, version)
-    log.info("registered %s version %s as @%s", name, version, alias or config.alias)
+    alias = alias or config.alias
+    client.set_registered_model_alias(name, alias, version)
+    if alias == config.alias:  # the local fallback follows what is served
+        _save_local(config, bundle, name, version)
+    log.info("registered %s version %s as @%s", name, version, alias)
     return version
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """The served alias of ``name`` moved from ``previous`` (None: unset) to ``version``."""
+
+    name: str
+    alias: str
+    version: str
+    previous: str | None
+
+
+def _aliased_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def _move_alias(client: MlflowClient, config: RegistryConfig, name: str, version: str,
+                history: list[str]) -> AliasMove:
+    previous = _aliased_version(client, name, config.alias)
+    client.set_registered_model_alias(name, config.alias, version)
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history[-HISTORY_KEPT:]))
+    log.info("%s@%s: %s -> %s", name, config.alias, previous, version)
+    return AliasMove(name, config.alias, version, previous)
+
+
+def served_version(config: RegistryConfig, profile: str) -> str | None:
+    """The version the served alias points at (None if unset): one cheap registry call."""
+    return _aliased_version(_client(config), config.model_name(profile), config.alias)
+
+
+def promote(config: RegistryConfig, profile: str, version: str | None = None) -> AliasMove:
+    """Point the served alias at ``version`` (default: the ``@challenger``)."""
+    client = _client(config)
+    name = config.model_name(profile)
+    if version is None:
+        version = _aliased_version(client, name, CHALLENGER)
+        if version is None:
+            raise ModelUnavailableError(f"{name} has no @{CHALLENGER} to promote")
+    client.get_model_version(name, version)  # raises if the version does not exist
+    history = _history(client, name)
+    current = _aliased_version(client, name, config.alias)
+    if current is not None and (not history or history[-1] != current):
+        history.append(current)  # a champion set outside promote() still counts
+    if history and history[-1] == version:
+        raise ModelUnavailableError(f"{name} version {version} is already @{config.alias}")
+    return _move_alias(client, config, name, version, [*history, version])
+
+
+def rollback(config: RegistryConfig, profile: str) -> AliasMove:
+    """Point the served alias back at the version that was served before the current one."""
+    client = _client(config)
+    name = config.model_name(profile)
+    history = _history(client, name)
+    if len(history) < 2:
+        raise ModelUnavailableError(f"{name} has no earlier @{config.alias} to roll back to")
+    return _move_alias(client, config, name, history[-2], history[:-1])
+
+
+def load_version(config: RegistryConfig, profile: str, version: str) -> ScoringModel:
+    """One registered version of the profile's model."""
+    name = config.model_name(profile)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return ScoringModel(name=name, version=str(version), bundle=model.unwrap_python_model().bundle)
 
 
 def _save_local(config: RegistryConfig, bundle: ModelBundle, name: str, version: str) -> None:
@@ -136,17 +219,8 @@ def _save_local(config: RegistryConfig, bundle: ModelBundle, name: str, version:
 
 def load_from_registry(config: RegistryConfig, profile: str) -> ScoringModel | None:
     """The aliased version of the profile's model, or None if the alias is not set."""
-    client = _client(config)
-    name = config.model_name(profile)
-    try:
-        version = client.get_model_version_by_alias(name, config.alias).version
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    bundle = model.unwrap_python_model().bundle
-    return ScoringModel(name=name, version=str(version), bundle=bundle)
+    version = served_version(config, profile)
+    return None if version is None else load_version(config, profile, version)
 
 
 def load_local(config: RegistryConfig, profile: str) -> ScoringModel | None:

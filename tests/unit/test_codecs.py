@@ -106,6 +106,19 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "OperatorAlert",
+        {
+            "alert_id": "w1:42-1",
+            "kind": "MODEL_REJECTED",
+            "worker": "w1:42",
+            "model_name": "assetwatch-cnc",
+            "version": "9",
+            "serving_version": "8",
+            "reason": "features differ from the profile's",
+            "issued_timestamp": TS,
+        },
+    ),
+    (
         "ModelUpdate",
         {
             "model_name": "assetwatch-cnc",

@@ -1,0 +1,127 @@
+"""Model lifecycle on a real broker and registry: promote, reject, roll back, in two workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.consumer import Record
+from agents.lifecycle import announce
+from agents.producer import ReadingPublisher, publish
+from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.settings import Settings
+from features.profiles import load_profile
+from models.registry import CHALLENGER, RegistryConfig, promote, register, rollback
+from models.training import TrainingResult, synthetic_readings, train_models
+from tests.integration.conftest import WorkerProcess, collect
+
+pytestmark = pytest.mark.integration
+
+PROFILE = "cnc"
+
+
+def _trained(seed: int) -> TrainingResult:
+    profile = load_profile(PROFILE)
+    return train_models(profile, synthetic_readings(profile, 4, 0.5, seed), trees=10, seed=seed)
+
+
+def _readings(count: int, seed: int, prefix: str) -> list[dict[str, Any]]:
+    plan = SimulationPlan(assets=24, count=count, rate=1e9, seed=seed, asset_prefix=prefix)
+    return list(simulated_readings(load_profile(PROFILE), plan, threading.Event(), time.time))
+
+
+def _alerts(records: list[Record], kind: str, version: str) -> set[str]:
+    """Workers that raised ``kind`` for ``version``."""
+    return {r.fields["worker"] for r in records
+            if r.kind == "OperatorAlert" and r.fields["kind"] == kind
+            and r.fields["version"] == version}
+
+
+def _predictions(records: list[Record], readings: list[dict[str, Any]]) -> list[Record]:
+    ids = {r["event_id"] for r in readings}
+    return [r for r in records if r.kind == "Prediction" and r.fields["event_id"] in ids]
+
+
+def _answered(settings: Settings, readings: list[dict[str, Any]],
+              workers: tuple[WorkerProcess, ...]) -> list[Record]:
+    """Predictions of ``readings``, once every one of them has one; exactly one each."""
+    ids = {r["event_id"] for r in readings}
+    records = collect(
+        settings, [settings.predictions_topic, settings.dead_letter_topic],
+        lambda rs: ids <= {r.fields.get("event_id") for r in rs}, workers=workers)
+    assert [r.fields["reason"] for r in records
+            if r.kind == "DeadLetter" and r.fields["event_id"] in ids] == []
+    answered = _predictions(records, readings)
+    assert sorted(r.fields["event_id"] for r in answered) == sorted(ids)  # none twice
+    return answered
+
+
+def _wait_for_alerts(settings: Settings, kind: str, version: str,
+                     workers: tuple[WorkerProcess, ...]) -> None:
+    collect(settings, [settings.operator_alerts_topic],
+            lambda rs: len(_alerts(rs, kind, version)) == len(workers), workers=workers)
+
+
+def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    # Its own registry, so moving aliases does not touch the other tests' models. The
+    # periodic registry check is pushed out of the test's reach: updates must arrive by topic.
+    settings = make_settings(data_dir=tmp_path / "registry", profiles=(PROFILE,),
+                             model_check_interval_s=3600)
+    config = RegistryConfig.from_settings(settings)
+    v1 = register(config, _trained(seed=21))
+    v2 = register(config, _trained(seed=22), alias=CHALLENGER)
+    good = _trained(seed=23).bundle
+    reordered = dataclasses.replace(good, feature_names=tuple(reversed(good.feature_names)))
+    v3 = register(config, TrainingResult(reordered, {}, {}), alias="broken")
+
+    workers = (start_worker(settings), start_worker(settings))
+    warmup = _readings(480, seed=1, prefix="warm")
+    publish(ReadingPublisher(settings), warmup)
+    assert {r.fields["model_version"] for r in _answered(settings, warmup, workers)} == {v1}
+
+    # Promote while readings flow.
+    flowing = _readings(4800, seed=2, prefix="flow")
+    sender = threading.Thread(target=lambda: publish(ReadingPublisher(settings), flowing))
+    sender.start()
+    announce(settings, promote(config, PROFILE), "PROMOTE")
+    _wait_for_alerts(settings, "MODEL_SWAPPED", v2, workers)
+    sender.join()
+    after = _readings(480, seed=3, prefix="after")
+    publish(ReadingPublisher(settings), after)
+    answered = _answered(settings, flowing, workers)
+    assert {r.fields["model_version"] for r in answered} <= {v1, v2}
+    by_partition: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for record in answered:
+        by_partition[record.partition].append((record.offset, record.fields["model_version"]))
+    for partition, scored in by_partition.items():  # once v2 scored, v1 never again
+        versions = [version for _, version in sorted(scored)]
+        assert versions == sorted(versions, key=[v1, v2].index), partition
+    assert {r.fields["model_version"] for r in _answered(settings, after, workers)} == {v2}
+
+    # A version that cannot serve the profile is rejected; v2 keeps serving.
+    announce(settings, promote(config, PROFILE, v3), "PROMOTE")
+    _wait_for_alerts(settings, "MODEL_REJECTED", v3, workers)
+    rejected = _readings(480, seed=4, prefix="rejected")
+    publish(ReadingPublisher(settings), rejected)
+    assert {r.fields["model_version"] for r in _answered(settings, rejected, workers)} == {v2}
+
+    # Rolling back twice: to v2 (already served), then to v1.
+    assert rollback(config, PROFILE).version == v2
+    move = rollback(config, PROFILE)
+    assert (move.version, move.previous) == (v1, v2)
+    announce(settings, move, "ROLLBACK")
+    _wait_for_alerts(settings, "MODEL_SWAPPED", v1, workers)
+    back = _readings(480, seed=5, prefix="back")
+    publish(ReadingPublisher(settings), back)
+    assert {r.fields["model_version"] for r in _answered(settings, back, workers)} == {v1}

@@ -1,0 +1,59 @@
+"""Registry aliases on a real (SQLite-backed) MLflow store: register, promote, roll back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assetwatch.errors import ModelUnavailableError
+from models.registry import (
+    CHALLENGER,
+    RegistryConfig,
+    load_from_registry,
+    load_local,
+    promote,
+    register,
+    rollback,
+    served_version,
+)
+from models.training import TrainingResult
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> RegistryConfig:
+    return RegistryConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                          artifact_root=tmp_path / "artifacts", local_dir=tmp_path / "models")
+
+
+def test_promote_and_rollback_walk_the_champion_history(
+    config: RegistryConfig, cnc_training: TrainingResult
+) -> None:
+    assert served_version(config, "cnc") is None
+    v1 = register(config, cnc_training)
+    v2 = register(config, cnc_training, alias=CHALLENGER)
+    v3 = register(config, cnc_training, alias=CHALLENGER)
+    assert (served_version(config, "cnc"), load_local(config, "cnc").version) == (v1, f"{v1}-local")
+
+    with pytest.raises(ModelUnavailableError, match="no earlier"):
+        rollback(config, "cnc")
+    move = promote(config, "cnc")  # the challenger: v3
+    assert (move.version, move.previous) == (v3, v1)
+    assert promote(config, "cnc", v2).version == v2
+    with pytest.raises(ModelUnavailableError, match="already"):
+        promote(config, "cnc", v2)
+
+    assert (rollback(config, "cnc").version, served_version(config, "cnc")) == (v3, v3)
+    assert rollback(config, "cnc").version == v1
+    loaded = load_from_registry(config, "cnc")
+    assert loaded is not None and loaded.version == v1
+    with pytest.raises(ModelUnavailableError, match="no earlier"):
+        rollback(config, "cnc")
+
+
+def test_promote_without_a_challenger_says_so(
+    config: RegistryConfig, cnc_training: TrainingResult
+) -> None:
+    register(config, cnc_training)
+    with pytest.raises(ModelUnavailableError, match="no @challenger"):
+        promote(config, "cnc")
