@@ -1,0 +1,184 @@
+"""Nothing lost: poison input, a worker killed with SIGKILL, workers joining and leaving.
+
+Each test accounts for every reading by event id (poison by its source offset) and prints
+one JSON line of figures: sent, predictions, dead letters, duplicates, lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.codecs import codec
+from agents.consumer import Record
+from agents.producer import ReadingPublisher, publish
+from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.settings import Settings
+from features.offline import compute_features
+from features.profiles import load_profile
+from models.registry import RegistryConfig, load_from_registry
+from tests.integration.conftest import WorkerProcess, collect
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = ("predictions_topic", "dead_letter_topic")
+
+
+def _readings(plan: SimulationPlan) -> list[dict[str, Any]]:
+    return list(simulated_readings(load_profile("cnc"), plan, threading.Event(), time.time))
+
+
+def _topics(settings: Settings) -> list[str]:
+    return [getattr(settings, name) for name in OUTPUTS]
+
+
+def _predicted(records: list[Record]) -> Counter[str]:
+    return Counter(r.fields["event_id"] for r in records if r.kind == "Prediction")
+
+
+def _all_predicted(ids: set[str]) -> Callable[[list[Record]], bool]:
+    return lambda records: ids <= set(_predicted(records))
+
+
+def _figures(test: str, sent: int, records: list[Record], ids: set[str]) -> dict[str, Any]:
+    predicted = _predicted(records)
+    figures = {
+        "test": test, "sent": sent,
+        "predictions": sum(predicted.values()),
+        "dead_letters": sum(1 for r in records if r.kind == "DeadLetter"),
+        "duplicates": sum(n - 1 for n in predicted.values()),
+        "lost": len(ids - set(predicted)),
+    }
+    print(json.dumps(figures))
+    return figures
+
+
+def _assert_scores_match_an_uninterrupted_run(
+    settings: Settings, readings: list[dict[str, Any]], records: list[Record]
+) -> None:
+    """Every prediction, duplicates included, equals the offline run over all readings."""
+    frame = pd.DataFrame([{"asset_id": r["asset_id"], "timestamp": r["timestamp"],
+                           **r["sensors"]} for r in readings])
+    model = load_from_registry(RegistryConfig.from_settings(settings), "cnc")
+    assert model is not None
+    expected = model.bundle.score(compute_features(frame, load_profile("cnc")).to_numpy())
+    by_event = {r["event_id"]: i for i, r in enumerate(readings)}
+    rows = [(by_event[r.fields["event_id"]], r.fields["anomaly_score"])
+            for r in records if r.kind == "Prediction"]
+    index = np.array([i for i, _ in rows])
+    got = np.array([score for _, score in rows])
+    np.testing.assert_allclose(got, expected.anomaly_score[index], rtol=1e-9, atol=0)
+
+
+def _poison(reading: dict[str, Any]) -> dict[str, bytes | None]:
+    """Bad records of every kind, keyed by the reason a worker must give."""
+    avro = codec("TelemetryReading")
+    as_json = {**reading, "event_id": "poison"}
+
+    def json_with(**changes: Any) -> bytes:
+        return json.dumps({**as_json, **changes}).encode()
+
+    sensors = reading["sensors"]
+    return {
+        "undecodable": b"\x00\x01garbage\xff",
+        "schema_mismatch": json_with(sensors={**sensors, "temperature": "hot"}),
+        "missing_sensor": json_with(sensors={k: v for k, v in sensors.items() if k != "power"}),
+        "unexpected_sensor": json_with(sensors={**sensors, "humidity": 40.0}),
+        "non_finite_value": avro.encode({**as_json, "sensors": {**sensors, "power": math.nan}}),
+        "out_of_range": json_with(sensors={**sensors, "vibration": -3.0}),
+        "unknown_asset_type": json_with(asset_type="press"),
+        "oversized": json_with(note="x" * 70_000),
+        "future_timestamp": json_with(timestamp=reading["timestamp"] + 3_600_000),
+        "late": json_with(timestamp=reading["timestamp"] - 120_000),
+    }
+
+
+def test_a_mixed_stream_with_poison_is_fully_accounted(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    settings = make_settings(profiles=("cnc",))
+    readings = _readings(SimulationPlan(assets=12, count=2400, rate=1e9, seed=21))
+    base = readings[100]
+    poison = _poison(base)
+    worker = start_worker(settings)
+    publisher = ReadingPublisher(settings)
+    for i, reading in enumerate(readings):
+        publisher.send(reading)
+        if i % 240 == 120:  # poison spread through the stream, keyed like real readings
+            for value in poison.values():
+                publisher.send_raw(base["asset_id"].encode(), value)
+    publisher.flush()
+    sent = len(readings) + 10 * len(poison)
+    ids = {r["event_id"] for r in readings}
+
+    records = collect(settings, _topics(settings), lambda rs: len(rs) >= sent,
+                      workers=(worker,))
+
+    figures = _figures("poison", sent, records, ids)
+    assert (figures["lost"], figures["duplicates"]) == (0, 0)
+    dead = [r.fields for r in records if r.kind == "DeadLetter"]
+    assert Counter(d["reason"] for d in dead) == {reason: 10 for reason in poison}
+    assert {d["original_value"] for d in dead} == set(poison.values())
+    assert len({(d["source_partition"], d["source_offset"]) for d in dead}) == len(dead)
+    assert figures["predictions"] + figures["dead_letters"] == sent
+
+
+def test_a_worker_killed_with_sigkill_loses_nothing_after_restart(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    settings = make_settings(profiles=("cnc",))
+    readings = _readings(SimulationPlan(assets=12, count=12 * 500, rate=1e9, seed=22))
+    ids = {r["event_id"] for r in readings}
+    first = start_worker(settings)
+    sender = threading.Thread(
+        target=lambda: publish(ReadingPublisher(settings), readings, rate=1500))
+    sender.start()
+    collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 3,
+            workers=(first,))
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+
+    second = start_worker(settings)
+    sender.join()
+    records = collect(settings, _topics(settings), _all_predicted(ids), workers=(second,))
+
+    figures = _figures("sigkill", len(readings), records, ids)
+    assert figures["lost"] == 0 and figures["dead_letters"] == 0
+    _assert_scores_match_an_uninterrupted_run(settings, readings, records)
+
+
+def test_workers_joining_and_leaving_mid_stream_lose_nothing(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    settings = make_settings(profiles=("cnc",))
+    readings = _readings(SimulationPlan(assets=24, count=24 * 500, rate=1e9, seed=23))
+    ids = {r["event_id"] for r in readings}
+    first = start_worker(settings)
+    sender = threading.Thread(
+        target=lambda: publish(ReadingPublisher(settings), readings, rate=800))
+    sender.start()
+    collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 5,
+            workers=(first,))
+    second = start_worker(settings)  # joins: a rebalance while readings flow
+    collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 2,
+            workers=(first, second))
+    assert first.stop() == 0  # leaves: another rebalance
+    sender.join()
+    records = collect(settings, _topics(settings), _all_predicted(ids), workers=(second,))
+
+    figures = _figures("rebalance", len(readings), records, ids)
+    assert figures["lost"] == 0 and figures["dead_letters"] == 0
+    _assert_scores_match_an_uninterrupted_run(settings, readings, records)
