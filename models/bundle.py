@@ -11,6 +11,7 @@ import onnxruntime as ort
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 from models.compiled import INPUT, path_length_to_decision
+from models.reference import FeatureReference
 
 TOP_FEATURES = 3
 
@@ -41,6 +42,8 @@ class ModelBundle:
     """The detector compiled by :func:`models.compiled.isolation_forest_to_onnx`."""
     classifier_onnx: bytes
     """The classifier compiled by :func:`models.compiled.classifier_to_onnx`."""
+    reference: FeatureReference | None = None
+    """Training distribution of the features and outputs (None in bundles trained before it)."""
 
     @cached_property
     def _sessions(self) -> tuple[ort.InferenceSession, ort.InferenceSession]:
@@ -70,6 +73,8 @@ class ModelBundle:
         proba = classifier.run(["probabilities"], inputs)[0].astype(float)
         classes = list(self.classifier.classes_)
         failure = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(features))
+        # The ONNX forest sums its trees' votes in float32: a unanimous 1.0 can come out 1.0000001.
+        failure = np.clip(failure, 0.0, 1.0)
         z = (features - self.feature_mean) / self.feature_std
         k = min(TOP_FEATURES, z.shape[1])
         magnitude = np.abs(z)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from features.offline import compute_features
 from features.profiles import Profile
 from models.bundle import ModelBundle
 from models.compiled import classifier_to_onnx, isolation_forest_to_onnx
+from models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ def train_models(
         detector_onnx=isolation_forest_to_onnx(detector, x_all.shape[1]),
         classifier_onnx=classifier_to_onnx(classifier, x_all.shape[1]),
     )
+    bundle = dataclasses.replace(bundle, reference=training_reference(bundle, x_train))
     metrics = _evaluate(bundle, x_val, y_val)
     metrics.update(
         train_rows=float(cut), validation_rows=float(len(x_val)),
@@ -97,6 +100,14 @@ def train_models(
     params = {"profile": profile.name, "trees": trees, "max_depth": 10, "seed": seed,
               "contamination": 0.01, "validation_fraction": VALIDATION_FRACTION}
     return TrainingResult(bundle, metrics, params)
+
+
+def training_reference(bundle: ModelBundle, rows: np.ndarray) -> FeatureReference:
+    """Bin edges and shares of the training rows' features and of the bundle's outputs."""
+    scores = bundle.score(rows)
+    columns = np.column_stack([rows, scores.anomaly_score, scores.failure_probability])
+    return FeatureReference.from_rows(
+        (*bundle.feature_names, ANOMALY_SCORE, FAILURE_PROBABILITY), columns)
 
 
 def _evaluate(bundle: ModelBundle, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:

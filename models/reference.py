@@ -1,0 +1,72 @@
+"""The training reference: per feature (and model output) bin edges and frequencies.
+
+Drift detection compares the histogram of recent values on the same edges with these
+frequencies (Jensen-Shannon divergence). Edges are the training data's quantiles, so every
+bin holds a share of the training rows; the outer bins are open (values beyond the training
+range count in the first or last bin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BINS = 10
+ANOMALY_SCORE = "output:anomaly_score"
+FAILURE_PROBABILITY = "output:failure_probability"
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """Training distribution of each named column, as histograms on fixed edges."""
+
+    names: tuple[str, ...]
+    inner_edges: np.ndarray
+    """(columns, BINS - 1) ascending edges between the bins."""
+    frequencies: np.ndarray
+    """(columns, BINS) share of the training rows in each bin; rows sum to 1."""
+
+    @classmethod
+    def from_rows(cls, names: tuple[str, ...], rows: np.ndarray, bins: int = BINS
+                  ) -> FeatureReference:
+        """Quantile edges and bin shares of ``rows`` (n, columns); non-finite values ignored."""
+        if rows.ndim != 2 or rows.shape[1] != len(names) or len(rows) == 0:
+            raise ValueError(f"expected (n > 0, {len(names)}) rows, got {rows.shape}")
+        quantiles = np.linspace(0, 1, bins + 1)[1:-1]
+        clean = np.where(np.isfinite(rows), rows, np.nan)
+        edges = np.nanquantile(clean, quantiles, axis=0).T  # (columns, bins - 1)
+        edges = np.where(np.isfinite(edges), edges, 0.0)
+        reference = cls(names, edges, np.zeros((len(names), bins)))
+        counts = reference.counts(rows)
+        totals = counts.sum(axis=1, keepdims=True)
+        return cls(names, edges, counts / np.where(totals > 0, totals, 1))
+
+    @property
+    def bins(self) -> int:
+        return int(self.frequencies.shape[1])
+
+    def counts(self, rows: np.ndarray) -> np.ndarray:
+        """(columns, bins) histogram of ``rows`` on the reference edges; non-finite skipped."""
+        bins = self.bins
+        out = np.zeros((len(self.names), bins), dtype=np.int64)
+        for j in range(len(self.names)):
+            column = rows[:, j]
+            column = column[np.isfinite(column)]
+            index = np.searchsorted(self.inner_edges[j], column, side="right")
+            out[j] = np.bincount(index, minlength=bins)
+        return out
+
+
+def js_divergence(counts: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of each row of ``counts`` from the
+    matching row of ``frequencies``; a row without counts gives 0."""
+    totals = counts.sum(axis=1, keepdims=True)
+    p = counts / np.where(totals > 0, totals, 1)
+    q = frequencies
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    divergence = np.clip((kl_p + kl_q) / 2, 0.0, 1.0)
+    return np.where(totals[:, 0] > 0, divergence, 0.0)
