@@ -9,6 +9,7 @@ range count in the first or last bin).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,11 @@ class FeatureReference:
         totals = counts.sum(axis=1, keepdims=True)
         return cls(names, edges, counts / np.where(totals > 0, totals, 1))
 
+    def subset(self, names: tuple[str, ...]) -> FeatureReference:
+        """The reference of some of the columns, in the order of ``names``."""
+        index = [self.names.index(name) for name in names]
+        return FeatureReference(names, self.inner_edges[index], self.frequencies[index])
+
     @property
     def bins(self) -> int:
         return int(self.frequencies.shape[1])
@@ -56,6 +62,21 @@ class FeatureReference:
             index = np.searchsorted(self.inner_edges[j], column, side="right")
             out[j] = np.bincount(index, minlength=bins)
         return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Per column its inner bin edges (the outer bins are open) and bin frequencies."""
+        return {"bins": self.bins, "columns": [
+            {"name": name, "edges": edges.tolist(), "frequencies": freqs.tolist()}
+            for name, edges, freqs in zip(self.names, self.inner_edges, self.frequencies,
+                                          strict=True)]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureReference:
+        """The reference :meth:`to_json` described (exact: floats round-trip through JSON)."""
+        columns = data["columns"]
+        return cls(tuple(c["name"] for c in columns),
+                   np.array([c["edges"] for c in columns], dtype=float),
+                   np.array([c["frequencies"] for c in columns], dtype=float))
 
 
 def js_divergence(counts: np.ndarray, frequencies: np.ndarray) -> np.ndarray:

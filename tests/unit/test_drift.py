@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.drift import DriftConfig, DriftMonitor
+from models.drift import DriftConfig, DriftMonitor, ModelDrift
 from models.reference import FeatureReference, js_divergence
 
 NAMES = ("a", "b", "c")
@@ -94,3 +94,18 @@ def test_configuration_is_checked() -> None:
         DriftConfig(window=100, step=200)
     with pytest.raises(ValueError, match="thresholds"):
         DriftConfig(threshold=0.1, clear_below=0.2)
+
+
+def test_model_drift_watches_instantaneous_columns_and_outputs() -> None:
+    rng = np.random.default_rng(6)
+    names = ("x", "x_mean_5m", "x_std_30m", "x_rate_of_change",
+             "output:anomaly_score", "output:failure_probability")
+    reference = FeatureReference.from_rows(names, rng.normal(size=(5000, 6)))
+    drift = ModelDrift(reference, DriftConfig(window=500, step=500))
+    rows = rng.normal(size=(500, 6))
+    rows[:, 1] += 5.0  # a window aggregate moving is not watched
+    rows[:, 4] += 5.0  # the anomaly score moving is
+    events = drift.observe(rows[:, :4], rows[:, 4], rows[:, 5], _times(500))
+    assert drift.monitor.reference.names == (
+        "x", "x_rate_of_change", "output:anomaly_score", "output:failure_probability")
+    assert [(e.column, e.state) for e in events] == [("output:anomaly_score", "RAISED")]
