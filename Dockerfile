@@ -26,6 +26,8 @@ RUN useradd --create-home --uid 10001 --user-group assetwatch \
 USER assetwatch
 WORKDIR /home/assetwatch
 VOLUME ["/data"]
+# The worker's /metrics, /health and /live (ASSETWATCH_METRICS_PORT).
+EXPOSE 9108
 
 ENTRYPOINT ["assetwatch"]
 CMD ["worker"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -11,7 +12,9 @@ from faust.sensors import Monitor
 from faust.types import TransportT
 
 from agents.lifecycle import ModelWatcher
+from agents.metrics import Metrics
 from agents.pipeline import BatchPipeline
+from agents.probe import FaustProbe
 from agents.scoring import Scorer
 from agents.topics import STATE_TABLE
 from agents.transport import AssetwatchTransport, TansuTransport
@@ -50,7 +53,8 @@ class AssetwatchApp(faust.App):
 
 
 def create_app(
-    settings: Settings, scorer: Scorer, watcher: ModelWatcher | None = None
+    settings: Settings, scorer: Scorer, metrics: Metrics, probe: FaustProbe | None = None,
+    watcher: ModelWatcher | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     servers = settings.kafka_bootstrap_servers.split(",")
@@ -90,7 +94,13 @@ def create_app(
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/pipeline.py).
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
-        await BatchPipeline(settings, scorer, states).run(queue)
+        await BatchPipeline(settings, scorer, states, metrics).run(queue)
+
+    if probe is not None:
+        async def attach_probe() -> None:
+            probe.attach(app, asyncio.get_running_loop())
+
+        app.task(attach_probe)
 
     if watcher is not None:
         async def watch_models() -> None:  # Faust calls a task with the app if it takes args

@@ -28,6 +28,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from agents.codecs import codec
+from agents.metrics import Metrics
 from agents.scoring import Scorer
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.settings import Settings
@@ -133,13 +134,14 @@ class ModelWatcher:
     """Keeps the scorer's model for every profile at the version the registry alias names."""
 
     def __init__(self, settings: Settings, profiles: Mapping[str, Profile], scorer: Scorer,
-                 served: MutableMapping[str, ScoringModel]) -> None:
+                 served: MutableMapping[str, ScoringModel], metrics: Metrics) -> None:
         self._settings = settings
         self._registry = RegistryConfig.from_settings(settings)
         self._profiles = dict(profiles)
         self._by_model_name = {self._registry.model_name(p): p for p in profiles}
         self._scorer = scorer
         self._served = served
+        self._metrics = metrics
         self._references: dict[str, np.ndarray] = {}
         self._rejected: set[tuple[str, str]] = set()
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -193,12 +195,14 @@ class ModelWatcher:
             model = await asyncio.to_thread(self._load_checked, profile, version)
         except Exception as exc:  # whatever is wrong with it, it is not served
             self._rejected.add((profile, version))
+            self._metrics.rejected(profile)
             log.error("rejected %s version %s, still serving %s: %s",
                       current.name, version, current.version, exc)
             self._alert("MODEL_REJECTED", current.name, version, current.version, str(exc))
             return
         await self._scorer.swap(model)
         self._served[profile] = model
+        self._metrics.swapped(model)
         log.info("now serving %s version %s (was %s)", model.name, version, current.version)
         self._alert("MODEL_SWAPPED", model.name, version, version,
                     f"swapped in for version {current.version}")

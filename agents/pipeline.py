@@ -16,6 +16,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from agents.metrics import Metrics
 from agents.processor import BatchReport, Inbound
 from agents.scoring import Scorer
 from assetwatch.settings import Settings
@@ -46,10 +47,11 @@ async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
 class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
-    def __init__(self, settings: Settings, scorer: Scorer, table: Any) -> None:
+    def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics) -> None:
         self._settings = settings
         self._scorer = scorer
         self._table = table
+        self._metrics = metrics
 
     async def run(self, queue: Any) -> None:
         """Until the app stops (the queue raises StopAsyncIteration)."""
@@ -61,7 +63,10 @@ class BatchPipeline:
                 )
             except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
                 return
-            await self._finish(events, await self._score(events))
+            started = time.perf_counter()
+            report = await self._score(events)
+            await self._finish(events, report)
+            self._metrics.record_batch(len(events), report, time.perf_counter() - started)
 
     async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
         batch = [
@@ -78,7 +83,6 @@ class BatchPipeline:
             self._table.send_changelog(partition, asset, raw)
         for event in events:
             event.ack()
-        if report.dead_letter_reasons:
+        if report.dead_letters:
             log.info("batch of %d: %d dead letters (%s)", len(events),
-                     len(report.dead_letter_reasons),
-                     ", ".join(sorted(set(report.dead_letter_reasons))))
+                     sum(report.dead_letters.values()), ", ".join(sorted(report.dead_letters)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from agents.codecs import MAGIC, codec
+from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, bucketize
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.settings import Settings
 from features.extractor import FeatureExtractor
@@ -84,20 +85,42 @@ class Outcome:
     anomalies: int
     states: dict[bytes, tuple[int, bytes]]
     """Changed asset states to write once per batch: key -> (partition, state bytes)."""
+    event_timestamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    """Event time (epoch ms) of each prediction, for the latency histogram."""
+    failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    replayed: int = 0
 
-    def report(self) -> BatchReport:
-        """What the worker needs back once the outputs are delivered."""
-        return BatchReport(len(self.predictions), self.anomalies, self.dead_letter_reasons,
-                           self.states)
+    def report(self, published_s: float) -> BatchReport:
+        """What the worker needs back once the outputs are acknowledged at ``published_s``."""
+        latency = np.maximum(published_s - self.event_timestamps / 1000.0, 0.0)
+        return BatchReport(
+            predictions=len(self.predictions),
+            anomalies=self.anomalies,
+            dead_letters=dict(Counter(self.dead_letter_reasons)),
+            states=self.states,
+            replayed=self.replayed,
+            latency=bucketize(latency, LATENCY_BUCKETS_S),
+            failure_probability=bucketize(self.failure_probabilities,
+                                          FAILURE_PROBABILITY_BUCKETS),
+        )
 
 
 class BatchReport(NamedTuple):
-    """A processed batch whose outputs are delivered: counts and the states to write."""
+    """A processed batch whose outputs are delivered: counts, histograms, states to write.
+
+    Small on purpose: it crosses back from the scoring helper for every batch.
+    """
 
     predictions: int
     anomalies: int
-    dead_letter_reasons: list[str]
+    dead_letters: dict[str, int]
+    """Dead letters per reason."""
     states: dict[bytes, tuple[int, bytes]]
+    replayed: int
+    """Readings skipped because their state already holds them (replays after a restart)."""
+    latency: Buckets
+    """Event time to acknowledged, in seconds, of each prediction."""
+    failure_probability: Buckets
 
 
 class BatchProcessor:
@@ -156,6 +179,8 @@ class BatchProcessor:
         """One model call per profile for the batch; encode predictions."""
         predictions: list[Outbound] = []
         anomalies = 0
+        event_ms: list[np.ndarray] = []
+        probabilities: list[np.ndarray] = []
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             items, features = self._scorable(prepared, profile, all_items)
@@ -170,6 +195,9 @@ class BatchProcessor:
                     self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
                 continue
             anomalies += int(scores.is_anomaly.sum())
+            event_ms.append(np.fromiter((item.reading["timestamp"] for item in items),
+                                        np.int64, len(items)))
+            probabilities.append(np.asarray(scores.failure_probability, dtype=float))
             names = model.bundle.feature_names
             for i, item in enumerate(items):
                 row = features[i]
@@ -199,6 +227,9 @@ class BatchProcessor:
             dead_letter_reasons=prepared.dead_letter_reasons,
             anomalies=anomalies,
             states=self._encode_states(prepared),
+            event_timestamps=np.concatenate(event_ms) if event_ms else np.empty(0, np.int64),
+            failure_probabilities=np.concatenate(probabilities) if probabilities else np.empty(0),
+            replayed=prepared.replayed,
         )
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:

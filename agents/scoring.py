@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -52,7 +53,7 @@ def _process_in_helper(
     processor, publisher, _ = _helper
     outcome = processor.process(batch, states.get)
     publisher.deliver(outcome)
-    return outcome.report()
+    return outcome.report(time.time())
 
 
 def _swap_in_helper(model: ScoringModel) -> None:
@@ -75,7 +76,7 @@ class InlineScorer:
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
         outcome = self._processor.process(batch, load_state)
         await asyncio.to_thread(self._publisher.deliver, outcome)
-        return outcome.report()
+        return outcome.report(time.time())
 
     async def swap(self, model: ScoringModel) -> None:
         """Serve ``model`` for its profile from the next batch on."""

@@ -7,9 +7,14 @@ import logging
 from functools import partial
 
 import faust
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from agents.app import create_app
+from agents.endpoint import MonitoringServer
+from agents.health import Health
 from agents.lifecycle import ModelWatcher
+from agents.metrics import Metrics
+from agents.probe import FaustProbe
 from agents.scoring import make_scorer
 from agents.topics import ensure_topics
 from assetwatch.settings import Settings
@@ -34,16 +39,35 @@ def load_models(settings: Settings, profiles: dict[str, Profile]) -> dict[str, S
 
 
 def run_worker(settings: Settings) -> None:
-    """Run one worker until it is stopped (SIGTERM/SIGINT shut it down cleanly)."""
+    """Run one worker until it is stopped (SIGTERM/SIGINT shut it down cleanly).
+
+    The metrics and health endpoint starts first, so /live answers (and /health says why it
+    is not ready) while topics are prepared and models load.
+    """
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    probe = FaustProbe(settings.telemetry_topic)
+    metrics = Metrics(registry, lag=probe)
+    server = MonitoringServer(settings.metrics_port, registry,
+                              Health(settings.profiles, metrics, probe))
+    server.start()
+    try:
+        _run(settings, metrics, probe)
+    finally:
+        server.close()
+
+
+def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
     ensure_topics(settings)
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
     models = load_models(settings, profiles)
     for model in models.values():
         log.info("serving %s version %s", model.name, model.version)
+        metrics.serve(model)
     scorer = make_scorer(settings, profiles, models)
-    watcher = ModelWatcher(settings, profiles, scorer, models)
+    watcher = ModelWatcher(settings, profiles, scorer, models, metrics)
     try:
-        app = create_app(settings, scorer, watcher)
+        app = create_app(settings, scorer, metrics, probe, watcher)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:

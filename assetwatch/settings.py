@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     """Consumer group heartbeat interval."""
     worker_web_port: int = Field(default=6066, ge=0)
     """Port of the worker's Faust web server (0 picks a free one)."""
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    """Port of the worker's /metrics, /health and /live HTTP endpoint (0 picks a free one)."""
+
+    # --- drift ---------------------------------------------------------------------------
+    drift_window: int = Field(default=3000, ge=10)
+    """Rows per profile in the sliding window a drift divergence is computed over."""
+    drift_step: int = Field(default=500, ge=1)
+    """Rows between two drift evaluations."""
+    drift_threshold: float = Field(default=0.2, gt=0, le=1)
+    """Raise a drift alert when a Jensen-Shannon divergence (base 2) goes above this."""
+    drift_clear_threshold: float = Field(default=0.1, ge=0, le=1)
+    """Clear a raised drift alert when the divergence drops below this."""
+    drift_cooldown_s: float = Field(default=600.0, ge=0)
+    """Event-time seconds after a drift alert before the same feature may raise again."""
 
     # --- models -------------------------------------------------------------------------
     data_dir: Path = Path(".assetwatch")
@@ -99,6 +113,14 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the worker and the CLI."""
+
+    @model_validator(mode="after")
+    def _drift_is_consistent(self) -> Settings:
+        if self.drift_step > self.drift_window:
+            raise ValueError("drift_step must not exceed drift_window")
+        if self.drift_clear_threshold > self.drift_threshold:
+            raise ValueError("drift_clear_threshold must not exceed drift_threshold")
+        return self
 
     @model_validator(mode="after")
     def _grace_fits_windows(self) -> Settings:

@@ -84,6 +84,7 @@ def make_settings(
             "data_dir": data_dir,
             "bootstrap_model": False,
             "log_level": "INFO",
+            "metrics_port": 0,  # several workers per test, tests in parallel: no fixed port
             **overrides,
         }
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
