@@ -144,6 +144,15 @@ class Metrics:
                                    "the serving checks.", ("profile",))
         self._model_info = Gauge("assetwatch_model_info", "The served model version (1).",
                                  ("profile", "model_name", "version"), registry=registry)
+        self._drift_alerts = counter("assetwatch_drift_alerts", "DriftAlert records published "
+                                     "(raised and cleared).")
+        self._drift_divergence = Gauge(
+            "assetwatch_drift_divergence", "Latest Jensen-Shannon divergence of a watched "
+            "column from the served model's training reference.",
+            ("profile", "model_version", "feature"), registry=registry)
+        self._drift_detected = Gauge(
+            "assetwatch_drift_detected", "1 while a drift alert is raised for the column.",
+            ("profile", "model_version", "feature"), registry=registry)
         self._batch_seconds = Histogram(
             "assetwatch_batch_processing_seconds", "Batch taken from the queue to acked.",
             buckets=BATCH_SECONDS_BUCKETS, registry=registry)
@@ -181,6 +190,12 @@ class Metrics:
         self._failure.add(report.failure_probability)
         self._batch_size.observe(size)
         self._batch_seconds.observe(seconds)
+        self._drift_alerts.inc(report.drift_alerts)
+        for profile, status in report.drift.items():
+            for feature, divergence in status.divergence.items():
+                labels = (profile, status.model_version, feature)
+                self._drift_divergence.labels(*labels).set(divergence)
+                self._drift_detected.labels(*labels).set(feature in status.raised)
         with self._lock:
             t = self._totals
             self._totals = Totals(

@@ -26,6 +26,7 @@ class OutputPublisher:
     def __init__(self, settings: Settings) -> None:
         self._predictions_topic = settings.predictions_topic
         self._dead_letter_topic = settings.dead_letter_topic
+        self._drift_topic = settings.drift_topic
         self._producer = Producer({
             **settings.kafka_client_config(),
             "partitioner": "murmur2_random",
@@ -55,6 +56,7 @@ class OutputPublisher:
         """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked."""
         self._send(self._predictions_topic, outcome.predictions)
         self._send(self._dead_letter_topic, outcome.dead_letters)
+        self._send(self._drift_topic, outcome.drift_alerts)
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         failures, self._failures = self._failures, []
         if remaining or failures:

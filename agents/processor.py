@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from agents.codecs import MAGIC, codec
+from agents.drift import DriftAlerts, DriftStatus
 from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, bucketize
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.settings import Settings
@@ -89,6 +90,8 @@ class Outcome:
     """Event time (epoch ms) of each prediction, for the latency histogram."""
     failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
     replayed: int = 0
+    drift_alerts: list[Outbound] = field(default_factory=list)
+    drift: dict[str, DriftStatus] = field(default_factory=dict)
 
     def report(self, published_s: float) -> BatchReport:
         """What the worker needs back once the outputs are acknowledged at ``published_s``."""
@@ -102,6 +105,8 @@ class Outcome:
             latency=bucketize(latency, LATENCY_BUCKETS_S),
             failure_probability=bucketize(self.failure_probabilities,
                                           FAILURE_PROBABILITY_BUCKETS),
+            drift_alerts=len(self.drift_alerts),
+            drift=self.drift,
         )
 
 
@@ -121,6 +126,9 @@ class BatchReport(NamedTuple):
     latency: Buckets
     """Event time to acknowledged, in seconds, of each prediction."""
     failure_probability: Buckets
+    drift_alerts: int = 0
+    drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    """Per profile: latest divergence per watched column and the raised columns."""
 
 
 class BatchProcessor:
@@ -140,6 +148,7 @@ class BatchProcessor:
         self._clock = clock
         self._telemetry = codec("TelemetryReading")
         self._prediction = codec("Prediction")
+        self._drift = DriftAlerts(settings)
         self._dead_letter = codec("DeadLetter")
         self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
         """Recently used states, decoded, with the bytes they were stored as (LRU)."""
@@ -181,6 +190,7 @@ class BatchProcessor:
         anomalies = 0
         event_ms: list[np.ndarray] = []
         probabilities: list[np.ndarray] = []
+        drift_alerts: list[Outbound] = []
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             items, features = self._scorable(prepared, profile, all_items)
@@ -197,6 +207,8 @@ class BatchProcessor:
             anomalies += int(scores.is_anomaly.sum())
             event_ms.append(np.fromiter((item.reading["timestamp"] for item in items),
                                         np.int64, len(items)))
+            drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
+                profile, model, features, scores, event_ms[-1]))
             probabilities.append(np.asarray(scores.failure_probability, dtype=float))
             names = model.bundle.feature_names
             for i, item in enumerate(items):
@@ -230,6 +242,8 @@ class BatchProcessor:
             event_timestamps=np.concatenate(event_ms) if event_ms else np.empty(0, np.int64),
             failure_probabilities=np.concatenate(probabilities) if probabilities else np.empty(0),
             replayed=prepared.replayed,
+            drift_alerts=drift_alerts,
+            drift=self._drift.status(),
         )
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:

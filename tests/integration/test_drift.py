@@ -1,0 +1,83 @@
+"""Drift alerts on the real broker: none on stationary telemetry, one for a shifted sensor."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agents.consumer import Record
+from agents.producer import ReadingPublisher, publish
+from assetwatch.settings import Settings
+from assetwatch.simulation import TelemetrySimulator
+from features.profiles import load_profile
+from tests.integration.conftest import WorkerProcess, collect
+
+pytestmark = pytest.mark.integration
+
+ASSETS = 10
+STATIONARY_S = 1800
+SHIFTED_S = 600
+SHIFT = 2.0
+"""Added to vibration (baseline 2.5 mm/s, noise ~0.25) for the last ``SHIFTED_S`` seconds."""
+VIBRATION_COLUMNS = {"vibration", "vibration_zscore_30m", "vibration_rate_of_change",
+                     "vibration_pct_change", "temperature_x_vibration"}
+OUTPUT_COLUMNS = {"output:anomaly_score", "output:failure_probability"}
+
+
+def _readings(start_ms: int) -> tuple[list[dict[str, Any]], int]:
+    """Healthy readings of ``ASSETS`` assets, vibration shifted at the end; the shift's time."""
+    profile = load_profile("cnc")
+    block = TelemetrySimulator(profile, ASSETS, start_ms, seed=31).block(
+        STATIONARY_S + SHIFTED_S)
+    vibration = profile.sensor_names.index("vibration")
+    block.values[STATIONARY_S:, :, vibration] += SHIFT
+    readings = [
+        {"event_id": f"{asset}-{int(ts)}", "asset_id": asset, "asset_type": "cnc",
+         "timestamp": int(ts),
+         "sensors": dict(zip(profile.sensor_names, block.values[t, a].tolist(), strict=True))}
+        for t, ts in enumerate(block.timestamps) for a, asset in enumerate(block.asset_ids)
+    ]
+    return readings, int(block.timestamps[STATIONARY_S])
+
+
+def _alerts(records: list[Record]) -> list[dict[str, Any]]:
+    return [r.fields for r in records if r.kind == "DriftAlert"]
+
+
+def test_drift_alerts_stay_quiet_on_stationary_data_and_name_a_shifted_sensor(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+    registered_models: dict[str, str],
+) -> None:
+    settings = make_settings(profiles=("cnc",))  # default window 3000 rows, step 500
+    readings, shift_ms = _readings(int(time.time() * 1000) - (STATIONARY_S + SHIFTED_S) * 1000)
+    worker = start_worker(settings)
+    publish(ReadingPublisher(settings), readings)
+    records = collect(settings, [settings.predictions_topic, settings.drift_topic],
+                      lambda rs: sum(r.kind == "Prediction" for r in rs) >= len(readings),
+                      workers=(worker,), timeout_s=240)
+
+    alerts = _alerts(records)
+    before = [a for a in alerts if a["window_end"] < shift_ms]
+    after = [a for a in alerts if a["window_end"] >= shift_ms and a["state"] == "RAISED"]
+    first = min((a["window_end"] for a in after), default=None)
+    rows_to_alert = None if first is None else (first - shift_ms) // 1000 * ASSETS
+    print(json.dumps({"test": "drift", "readings": len(readings),
+                      "evaluations_before_shift": STATIONARY_S * ASSETS // settings.drift_step,
+                      "false_alarms": len(before), "raised_after_shift": len(after),
+                      "rows_from_shift_to_first_alert": rows_to_alert,
+                      "raised_columns": sorted({a["feature"] for a in after})}))
+    assert before == []
+    assert after, "no drift alert after the vibration shift"
+    assert {a["feature"] for a in after} <= VIBRATION_COLUMNS | OUTPUT_COLUMNS
+    assert {a["feature"] for a in after} & VIBRATION_COLUMNS
+    assert rows_to_alert is not None and rows_to_alert <= 2 * settings.drift_window
+    alert = after[0]
+    assert alert["model_name"] == settings.model_name("cnc")
+    assert alert["model_version"] == registered_models["cnc"]
+    assert alert["sample_count"] == settings.drift_window
+    assert alert["threshold"] == settings.drift_threshold
