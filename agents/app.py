@@ -16,6 +16,7 @@ from agents.metrics import Metrics
 from agents.pipeline import BatchPipeline
 from agents.probe import FaustProbe
 from agents.scoring import Scorer
+from agents.silence import SilenceWatch
 from agents.topics import STATE_TABLE
 from agents.transport import AssetwatchTransport, TansuTransport
 from assetwatch.settings import ClientValue, Settings
@@ -54,7 +55,7 @@ class AssetwatchApp(faust.App):
 
 def create_app(
     settings: Settings, scorer: Scorer, metrics: Metrics, probe: FaustProbe | None = None,
-    watcher: ModelWatcher | None = None,
+    watcher: ModelWatcher | None = None, silence: SilenceWatch | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     servers = settings.kafka_bootstrap_servers.split(",")
@@ -94,13 +95,21 @@ def create_app(
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/pipeline.py).
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
-        await BatchPipeline(settings, scorer, states, metrics).run(queue)
+        await BatchPipeline(settings, scorer, states, metrics, silence).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:
             probe.attach(app, asyncio.get_running_loop())
 
         app.task(attach_probe)
+
+    if silence is not None:
+        async def watch_silence() -> None:
+            silence.attach(lambda: {tp.partition for tp in app.consumer.assignment()
+                                    if tp.topic == settings.telemetry_topic})
+            await silence.run()
+
+        app.task(watch_silence)
 
     if watcher is not None:
         async def watch_models() -> None:  # Faust calls a task with the app if it takes args

@@ -30,6 +30,8 @@ SCHEMA_FILES = {
     "DriftAlert": "drift_alert.avsc",
     "ModelUpdate": "model_update.avsc",
     "OperatorAlert": "operator_alert.avsc",
+    "MaintenanceLabel": "maintenance_label.avsc",
+    "AssetAlert": "asset_alert.avsc",
 }
 
 

@@ -144,6 +144,8 @@ class Metrics:
                                    "the serving checks.", ("profile",))
         self._model_info = Gauge("assetwatch_model_info", "The served model version (1).",
                                  ("profile", "model_name", "version"), registry=registry)
+        self._asset_alerts = counter("assetwatch_asset_alerts", "AssetAlert records published "
+                                     "(failure risk and silent sensors, raised and recovered).")
         self._drift_alerts = counter("assetwatch_drift_alerts", "DriftAlert records published "
                                      "(raised and cleared).")
         self._drift_divergence = Gauge(
@@ -191,6 +193,7 @@ class Metrics:
         self._batch_size.observe(size)
         self._batch_seconds.observe(seconds)
         self._drift_alerts.inc(report.drift_alerts)
+        self._asset_alerts.inc(report.asset_alerts)
         for profile, status in report.drift.items():
             for feature, divergence in status.divergence.items():
                 labels = (profile, status.model_version, feature)
@@ -218,6 +221,10 @@ class Metrics:
         """A hot swap: serve ``model`` and count it."""
         self.serve(model)
         self._swaps.labels(model.bundle.profile).inc()
+
+    def asset_alert(self) -> None:
+        """One AssetAlert published by the worker itself (silent sensors)."""
+        self._asset_alerts.inc()
 
     def rejected(self, profile: str) -> None:
         self._rejections.labels(profile).inc()

@@ -27,6 +27,7 @@ class OutputPublisher:
         self._predictions_topic = settings.predictions_topic
         self._dead_letter_topic = settings.dead_letter_topic
         self._drift_topic = settings.drift_topic
+        self._asset_alerts_topic = settings.asset_alerts_topic
         self._producer = Producer({
             **settings.kafka_client_config(),
             "partitioner": "murmur2_random",
@@ -57,6 +58,7 @@ class OutputPublisher:
         self._send(self._predictions_topic, outcome.predictions)
         self._send(self._dead_letter_topic, outcome.dead_letters)
         self._send(self._drift_topic, outcome.drift_alerts)
+        self._send(self._asset_alerts_topic, outcome.asset_alerts)
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         failures, self._failures = self._failures, []
         if remaining or failures:

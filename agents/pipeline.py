@@ -19,6 +19,7 @@ from faust.types import EventT
 from agents.metrics import Metrics
 from agents.processor import BatchReport, Inbound
 from agents.scoring import Scorer
+from agents.silence import SilenceWatch
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,13 @@ async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
 class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
-    def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
+                 silence: SilenceWatch | None = None) -> None:
         self._settings = settings
         self._scorer = scorer
         self._table = table
         self._metrics = metrics
+        self._silence = silence
 
     async def run(self, queue: Any) -> None:
         """Until the app stops (the queue raises StopAsyncIteration)."""
@@ -67,6 +70,8 @@ class BatchPipeline:
             report = await self._score(events)
             await self._finish(events, report)
             self._metrics.record_batch(len(events), report, time.perf_counter() - started)
+            if self._silence is not None:
+                self._silence.seen(report.seen)
 
     async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
         batch = [

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from agents.alerts import AssetAlerts
 from agents.codecs import MAGIC, codec
 from agents.drift import DriftAlerts, DriftStatus
 from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, bucketize
@@ -92,6 +93,9 @@ class Outcome:
     replayed: int = 0
     drift_alerts: list[Outbound] = field(default_factory=list)
     drift: dict[str, DriftStatus] = field(default_factory=dict)
+    asset_alerts: list[Outbound] = field(default_factory=list)
+    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    """Assets with a valid reading: partition, asset type, newest event time (ms)."""
 
     def report(self, published_s: float) -> BatchReport:
         """What the worker needs back once the outputs are acknowledged at ``published_s``."""
@@ -107,6 +111,8 @@ class Outcome:
                                           FAILURE_PROBABILITY_BUCKETS),
             drift_alerts=len(self.drift_alerts),
             drift=self.drift,
+            asset_alerts=len(self.asset_alerts),
+            seen=self.seen,
         )
 
 
@@ -127,6 +133,9 @@ class BatchReport(NamedTuple):
     """Event time to acknowledged, in seconds, of each prediction."""
     failure_probability: Buckets
     drift_alerts: int = 0
+    asset_alerts: int = 0
+    seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Assets with a valid reading in the batch: partition, asset type, newest event time."""
     drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
     """Per profile: latest divergence per watched column and the raised columns."""
 
@@ -149,6 +158,7 @@ class BatchProcessor:
         self._telemetry = codec("TelemetryReading")
         self._prediction = codec("Prediction")
         self._drift = DriftAlerts(settings)
+        self._asset_alerts = AssetAlerts(settings, clock)
         self._dead_letter = codec("DeadLetter")
         self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
         """Recently used states, decoded, with the bytes they were stored as (LRU)."""
@@ -191,6 +201,8 @@ class BatchProcessor:
         event_ms: list[np.ndarray] = []
         probabilities: list[np.ndarray] = []
         drift_alerts: list[Outbound] = []
+        asset_alerts: list[Outbound] = []
+        seen: dict[str, tuple[int, str, int]] = {}
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             items, features = self._scorable(prepared, profile, all_items)
@@ -231,8 +243,13 @@ class BatchProcessor:
                     "model_version": model.version,
                     "top_features": top,
                 }
-                predictions.append(Outbound(record["asset_id"].encode(),
-                                            self._prediction.encode(record)))
+                key = record["asset_id"].encode()
+                seen[record["asset_id"]] = (item.inbound.partition, profile,
+                                            record["event_timestamp"])
+                predictions.append(Outbound(key, self._prediction.encode(record)))
+                alert = self._asset_alerts.observe(record, model, top)
+                if alert is not None:
+                    asset_alerts.append(Outbound(key, alert))
         return Outcome(
             predictions=predictions,
             dead_letters=prepared.dead_letters,
@@ -244,6 +261,8 @@ class BatchProcessor:
             replayed=prepared.replayed,
             drift_alerts=drift_alerts,
             drift=self._drift.status(),
+            asset_alerts=asset_alerts,
+            seen=seen,
         )
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:

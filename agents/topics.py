@@ -36,6 +36,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.telemetry_topic, keyed),
         TopicSpec(settings.predictions_topic, keyed),
         TopicSpec(settings.dead_letter_topic, keyed),
+        TopicSpec(settings.labels_topic, keyed),
+        TopicSpec(settings.asset_alerts_topic, keyed),
         TopicSpec(state_changelog_topic(settings), keyed, compacted=True),
         TopicSpec(settings.drift_topic, 1),
         TopicSpec(settings.model_updates_topic, 1),

@@ -16,6 +16,7 @@ from agents.lifecycle import ModelWatcher
 from agents.metrics import Metrics
 from agents.probe import FaustProbe
 from agents.scoring import make_scorer
+from agents.silence import SilenceWatch
 from agents.topics import ensure_topics
 from assetwatch.settings import Settings
 from features.profiles import Profile, load_profiles
@@ -67,7 +68,8 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
     scorer = make_scorer(settings, profiles, models)
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics)
     try:
-        app = create_app(settings, scorer, metrics, probe, watcher)
+        app = create_app(settings, scorer, metrics, probe, watcher,
+                         SilenceWatch(settings, metrics))
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:

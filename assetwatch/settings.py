@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the worker's /metrics, /health and /live HTTP endpoint (0 picks a free one)."""
 
+    # --- asset alerts --------------------------------------------------------------------
+    alert_k: int = Field(default=3, ge=1)
+    """An asset alert is raised when k of the asset's last n readings are flagged."""
+    alert_n: int = Field(default=5, ge=1)
+    """The n of the k-of-n rule (readings per asset considered)."""
+    alert_failure_threshold: float = Field(default=0.5, ge=0, le=1)
+    """A reading is flagged when it is an anomaly or its failure probability reaches this."""
+    alert_cooldown_s: float = Field(default=300.0, ge=0)
+    """Event-time seconds after an asset alert before the same asset may raise again."""
+    silence_after_s: float = Field(default=60.0, ge=0)
+    """Alert when an asset that was reporting sends nothing for this long (0: off)."""
+
     # --- drift ---------------------------------------------------------------------------
     drift_window: int = Field(default=3000, ge=10)
     """Rows per profile in the sliding window a drift divergence is computed over."""
@@ -113,6 +125,12 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the worker and the CLI."""
+
+    @model_validator(mode="after")
+    def _alert_window_is_consistent(self) -> Settings:
+        if self.alert_k > self.alert_n:
+            raise ValueError("alert_k must not exceed alert_n")
+        return self
 
     @model_validator(mode="after")
     def _drift_is_consistent(self) -> Settings:
@@ -152,6 +170,10 @@ class Settings(BaseSettings):
     @property
     def model_updates_topic(self) -> str:
         return f"{self.topic_prefix}.model-updates"
+
+    @property
+    def asset_alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.asset-alerts"
 
     @property
     def operator_alerts_topic(self) -> str:

@@ -106,6 +106,25 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "AssetAlert",
+        {
+            "alert_id": "cnc-001-1795337437514-RAISED",
+            "kind": "FAILURE_RISK",
+            "state": "RAISED",
+            "severity": "WARNING",
+            "asset_id": "cnc-001",
+            "asset_type": "cnc",
+            "flagged": 3,
+            "window": 5,
+            "failure_probability": 0.62,
+            "contributing_features": ["vibration_max_5m", "temperature"],
+            "model_name": "assetwatch-cnc",
+            "model_version": "4",
+            "event_timestamp": TS,
+            "issued_timestamp": TS,
+        },
+    ),
+    (
         "OperatorAlert",
         {
             "alert_id": "w1:42-1",
@@ -116,6 +135,26 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
             "serving_version": "8",
             "reason": "features differ from the profile's",
             "issued_timestamp": TS,
+        },
+    ),
+    (
+        "MaintenanceLabel",
+        {
+            "label_id": "cnc-001-1700000000123",
+            "asset_id": "cnc-001",
+            "event_timestamp": TS,
+            "failure": True,
+            "note": "spindle bearing seized",
+        },
+    ),
+    (
+        "MaintenanceLabel",
+        {
+            "label_id": "l-2",
+            "asset_id": "pump-3",
+            "event_timestamp": TS,
+            "failure": False,
+            "note": None,
         },
     ),
     (

@@ -1,0 +1,78 @@
+"""Per-asset failure-risk alerts from a stream of predictions: pure, no broker.
+
+A reading is *flagged* when the model calls it an anomaly or its failure probability reaches
+``threshold``. An asset is RAISED when at least ``k`` of its last ``n`` readings are flagged,
+and RECOVERED when none of its last ``n`` is; after a raise it cannot raise again for
+``cooldown_s`` of event time, so subscribers get one alert per episode, not one per reading.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+CRITICAL_PROBABILITY = 0.8
+"""Mean failure probability of the flagged readings from which an alert is CRITICAL."""
+CONTRIBUTING = 3
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    k: int = 3
+    n: int = 5
+    threshold: float = 0.5
+    cooldown_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n:
+            raise ValueError("asset alerts need 1 <= k <= n")
+
+
+@dataclass(frozen=True)
+class AssetTransition:
+    state: str
+    """RAISED or RECOVERED."""
+    severity: str
+    flagged: int
+    failure_probability: float
+    contributing: tuple[str, ...]
+
+
+@dataclass
+class _Asset:
+    recent: deque[tuple[bool, float, tuple[str, ...]]]
+    raised: bool = False
+    last_raise_ms: int | None = None
+
+
+@dataclass
+class AssetAlertTracker:
+    """The k-of-n state of every asset seen; feed it predictions in event order per asset."""
+
+    config: AlertConfig
+    _assets: dict[str, _Asset] = field(default_factory=dict)
+
+    def observe(self, asset: str, event_ms: int, anomaly: bool, failure_probability: float,
+                top_features: tuple[str, ...]) -> AssetTransition | None:
+        config = self.config
+        state = self._assets.get(asset)
+        if state is None:
+            state = self._assets[asset] = _Asset(deque(maxlen=config.n))
+        flagged = anomaly or failure_probability >= config.threshold
+        state.recent.append((flagged, failure_probability, top_features))
+        hits = [entry for entry in state.recent if entry[0]]
+        if not state.raised:
+            cooling = (state.last_raise_ms is not None
+                       and event_ms - state.last_raise_ms < config.cooldown_s * 1000)
+            if len(hits) < config.k or cooling:
+                return None
+            state.raised, state.last_raise_ms = True, event_ms
+            mean = sum(p for _, p, _ in hits) / len(hits)
+            counts = Counter(name for _, _, names in hits for name in names)
+            return AssetTransition(
+                "RAISED", "CRITICAL" if mean >= CRITICAL_PROBABILITY else "WARNING",
+                len(hits), mean, tuple(name for name, _ in counts.most_common(CONTRIBUTING)))
+        if hits:
+            return None
+        state.raised = False
+        return AssetTransition("RECOVERED", "INFO", 0, 0.0, ())

@@ -1,0 +1,113 @@
+"""Failure-risk alerts (k of n, cool-down, recovery) and silent-sensor alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agents.codecs import codec
+from agents.metrics import Metrics
+from agents.silence import SilenceWatch
+from assetwatch.settings import Settings
+from models.alerts import AlertConfig, AssetAlertTracker
+
+# Each step: (anomaly, failure probability); the expected transition after it, or None.
+Step = tuple[bool, float, str | None]
+CASES: dict[str, list[Step]] = {
+    "two of five flagged: nothing": [
+        (True, 0.1, None), (False, 0.1, None), (False, 0.6, None), (False, 0.1, None)],
+    "third flag raises, once": [
+        (True, 0.1, None), (False, 0.6, None), (False, 0.1, None), (False, 0.9, "RAISED"),
+        (True, 0.9, None), (True, 0.9, None)],
+    "recovers only when none of the last five is flagged": [
+        (True, 0.1, None), (True, 0.1, None), (True, 0.1, "RAISED"), (False, 0.1, None),
+        (False, 0.1, None), (False, 0.1, None), (False, 0.1, None), (False, 0.1, "RECOVERED")],
+    "the cool-down holds a second episode back": [
+        (True, 0.1, None), (True, 0.1, None), (True, 0.1, "RAISED"), *[(False, 0.1, None)] * 4,
+        (False, 0.1, "RECOVERED"), (True, 0.1, None), (True, 0.1, None), (True, 0.1, None)],
+}
+
+
+@pytest.mark.parametrize("steps", CASES.values(), ids=list(CASES))
+def test_k_of_n_table(steps: list[Step]) -> None:
+    tracker = AssetAlertTracker(AlertConfig(k=3, n=5, threshold=0.5, cooldown_s=60))
+    got = []
+    for i, (anomaly, probability, _) in enumerate(steps):
+        transition = tracker.observe("a", i * 1000, anomaly, probability, ("f",))
+        got.append(None if transition is None else transition.state)
+    assert got == [expected for _, _, expected in steps]
+
+
+def test_a_raise_after_the_cool_down_and_its_details() -> None:
+    tracker = AssetAlertTracker(AlertConfig(k=2, n=3, threshold=0.5, cooldown_s=10))
+    assert tracker.observe("a", 0, False, 0.9, ("x", "y")) is None
+    raised = tracker.observe("a", 1000, False, 0.7, ("y", "z"))
+    assert raised is not None
+    assert (raised.state, raised.severity, raised.flagged) == ("RAISED", "CRITICAL", 2)
+    assert raised.failure_probability == pytest.approx(0.8)
+    assert raised.contributing[0] == "y"
+    for t in (2000, 3000, 4000):
+        last = tracker.observe("a", t, False, 0.1, ())
+    assert last is not None and last.state == "RECOVERED"
+    assert tracker.observe("a", 5000, True, 0.1, ()) is None
+    assert tracker.observe("a", 6000, True, 0.1, ()) is None  # 6 s after the raise: cooling
+    assert tracker.observe("b", 6000, True, 0.1, ()) is None  # other assets are separate
+    again = tracker.observe("a", 11_000, True, 0.1, ())
+    assert again is not None and (again.state, again.severity) == ("RAISED", "WARNING")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Watch = tuple[SilenceWatch, FakeClock, set[int], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def watch(make_settings: Callable[..., Settings]) -> Watch:
+    clock, assigned, sent = FakeClock(), {0, 1}, []
+    silence = SilenceWatch(make_settings(silence_after_s=10), Metrics(CollectorRegistry()),
+                           clock=clock)
+    silence.attach(lambda: assigned,
+                   lambda _key, value: sent.append(codec("AssetAlert").decode(value)))
+    return silence, clock, assigned, sent
+
+
+def test_silence_raises_once_then_recovers(watch: Watch) -> None:
+    silence, clock, _, sent = watch
+    silence.seen({"a": (0, "cnc", 1000), "b": (1, "cnc", 1000)})
+    clock.now = 9.0
+    silence.seen({"b": (1, "cnc", 10_000)})
+    assert silence.check() == []
+    clock.now = 10.5
+    assert silence.check() == ["a"]
+    clock.now = 30.0
+    assert silence.check() == ["b"]  # a is already reported
+    silence.seen({"a": (0, "cnc", 40_000)})
+    clock.now = 35.0
+    assert silence.check() == []
+    assert [(r["asset_id"], r["kind"], r["state"], r["event_timestamp"]) for r in sent] == [
+        ("a", "SENSOR_SILENT", "RAISED", 1000), ("b", "SENSOR_SILENT", "RAISED", 10_000),
+        ("a", "SENSOR_SILENT", "RECOVERED", 40_000)]
+
+
+def test_assets_of_partitions_that_moved_away_are_not_reported(watch: Watch) -> None:
+    silence, clock, assigned, _ = watch
+    silence.seen({"a": (0, "cnc", 1000), "b": (1, "cnc", 1000)})
+    assigned.discard(1)  # a rebalance gave partition 1 to another worker
+    clock.now = 60.0
+    assert silence.check() == ["a"]
+
+
+def test_asset_alert_records_round_trip() -> None:
+    from agents.alerts import asset_alert_record
+
+    record = asset_alert_record("SENSOR_SILENT", "RAISED", "WARNING", "cnc-001", "cnc", 5, 6)
+    assert codec("AssetAlert").decode(codec("AssetAlert").encode(record)) == record
