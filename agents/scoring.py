@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -102,8 +103,10 @@ class ProcessScorer:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker already runs Kafka client threads.
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_helper, initargs=self._args)
+        pool.submit(os.getpid)  # start the helper (and load its models) now, not on batch one
+        return pool
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
         states = {key: load_state(key) for key in {m.key for m in batch} if key is not None}

@@ -77,6 +77,7 @@ def test_drift_alerts_stay_quiet_on_stationary_data_and_name_a_shifted_sensor(
     assert {a["feature"] for a in after} & VIBRATION_COLUMNS
     assert rows_to_alert is not None and rows_to_alert <= 2 * settings.drift_window
     alert = after[0]
+    print(json.dumps(alert))
     assert alert["model_name"] == settings.model_name("cnc")
     assert alert["model_version"] == registered_models["cnc"]
     assert alert["sample_count"] == settings.drift_window
