@@ -1,5 +1,5 @@
 """The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, dlq, train,
-promote, rollback."""
+promote, rollback, label, feedback."""
 
 from __future__ import annotations
 
@@ -132,23 +132,19 @@ def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from features.profiles import load_profile
-    from models.registry import CHALLENGER, RegistryConfig, register
-    from models.training import train_baseline
+    from assetwatch.retrain import TrainRequest, run_training
 
-    results: dict[str, Any] = {}
-    for name in args.profile or settings.profiles:
-        profile = load_profile(name, settings.profiles_dir)
-        log.info("training the %s baseline", name)
-        result = train_baseline(settings, profile)
-        version = register(RegistryConfig.from_settings(settings), result, alias=CHALLENGER)
-        results[name] = {"model": settings.model_name(name), "version": version,
-                         "alias": CHALLENGER,
-                         **{k: round(v, 4) for k, v in result.metrics.items()}}
-        if args.promote:
-            results[name]["promoted"] = _move(settings, name, "PROMOTE", version)
-    print(json.dumps(results))
-    return 0
+    if args.trials is not None:
+        settings = settings.model_copy(update={"train_trials": args.trials})
+    request = TrainRequest(tuple(args.profile or settings.profiles),
+                           tuple(Path(p) for p in args.input or ()), args.label_column,
+                           args.every)
+
+    def promote(profile: str, version: str) -> Any:
+        return _move(settings, profile, "PROMOTE", version)
+
+    return run_training(settings, request, promote if args.promote else None,
+                        emit=lambda results: print(json.dumps(results), flush=True))
 
 
 def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
@@ -173,6 +169,40 @@ def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     print(json.dumps(_move(settings, args.profile, "ROLLBACK")))
     return 0
+
+
+def _cmd_label(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.labels import label_record, parse_event_time, publish_label
+    from agents.topics import ensure_topics
+
+    record = label_record(args.asset, args.failure, parse_event_time(args.at), args.note,
+                          args.id)
+    ensure_topics(settings)  # a producer would make tansu auto-create it with 4 partitions
+    partition, offset = publish_label(settings, record)
+    print(json.dumps({**record, "topic": settings.labels_topic, "partition": partition,
+                      "offset": offset}), flush=True)
+    return 0
+
+
+def _cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.feedback import run_feedback
+
+    run_feedback(settings)
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _hours(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of hours")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,10 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="publish the original key and value bytes to the telemetry topic")
     dlq.set_defaults(run=_cmd_dlq)
 
-    train = verbs.add_parser("train", help="train the baseline and register it as challenger")
+    train = verbs.add_parser("train", help="train models and register them as challenger")
     train.add_argument("--profile", action="append", help="repeatable; default: all served")
+    train.add_argument("--input", action="append", metavar="FILE",
+                       help="labelled readings, CSV or Parquet (repeatable; default: synthetic)")
+    train.add_argument("--label-column", default="label",
+                       help="the 0/1 label column of --input (SKAB: anomaly)")
+    train.add_argument("--trials", type=_count, default=None,
+                       help="hyper-parameter search trials (default: ASSETWATCH_TRAIN_TRIALS)")
     train.add_argument("--promote", action="store_true",
                        help="then promote it to the served alias right away")
+    train.add_argument("--every", type=_hours, default=None, metavar="HOURS",
+                       help="retrain every HOURS until Ctrl-C/SIGTERM (default: once)")
     train.set_defaults(run=_cmd_train)
 
     promote = verbs.add_parser("promote", help="serve a version (default: the challenger)")
@@ -251,6 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = verbs.add_parser("rollback", help="serve the previously served version again")
     rollback.add_argument("--profile", required=True, help="profile whose model to roll back")
     rollback.set_defaults(run=_cmd_rollback)
+
+    label = verbs.add_parser("label", help="publish a maintenance outcome to the labels topic")
+    label.add_argument("--asset", required=True, help="the asset id")
+    label.add_argument("--failure", action=argparse.BooleanOptionalAction, required=True,
+                       help="--failure: it failed; --no-failure: inspected, no failure")
+    label.add_argument("--at", default=None, metavar="TIME",
+                       help="when: epoch ms or ISO 8601 (naive = UTC); default: now")
+    label.add_argument("--note", default=None, help="free text kept with the label")
+    label.add_argument("--id", default=None, help="label id; default: <asset>-<epoch ms>")
+    label.set_defaults(run=_cmd_label)
+
+    verbs.add_parser("feedback", help="join labels to predictions; serve precision/recall") \
+        .set_defaults(run=_cmd_feedback)
     return parser
 
 

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     silence_after_s: float = Field(default=60.0, ge=0)
     """Alert when an asset that was reporting sends nothing for this long (0: off)."""
 
+    # --- label feedback ------------------------------------------------------------------
+    feedback_port: int = Field(default=9109, ge=0, le=65535)
+    """Port of the feedback service's /metrics, /performance, /health and /live (0: a free one)."""
+    feedback_horizon_s: float = Field(default=3600.0, ge=0)
+    """A label judges its asset's predictions from this many seconds before its outcome up to it."""
+    feedback_threshold: float = Field(default=0.5, ge=0, le=1)
+    """A prediction counts as flagged when is_anomaly or its failure probability reaches this."""
+    feedback_buffer: int = Field(default=10_000, ge=1)
+    """Predictions the feedback service keeps per asset for labels to judge (oldest go first)."""
+
     # --- drift ---------------------------------------------------------------------------
     drift_window: int = Field(default=3000, ge=10)
     """Rows per profile in the sliding window a drift divergence is computed over."""
@@ -120,6 +130,8 @@ class Settings(BaseSettings):
     """Hours of 1 Hz synthetic telemetry per training asset."""
     train_trees: int = Field(default=100, ge=1)
     """Trees in each forest of the baseline models."""
+    train_trials: int = Field(default=0, ge=0)
+    """Optuna trials of the hyper-parameter search in training (0: fixed defaults, fast)."""
     seed: int = 7
     """Seed of the simulator and the trainers."""
 
@@ -162,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.topic_prefix}.dead-letters"
+
+    @property
+    def labels_topic(self) -> str:
+        return f"{self.topic_prefix}.labels"
 
     @property
     def drift_topic(self) -> str:

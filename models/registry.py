@@ -8,13 +8,19 @@ Lifecycle: ``assetwatch train`` registers a version as ``@challenger``; :func:`p
 the served alias (``@champion``) at it and :func:`rollback` points it back. The versions that
 were champion, oldest first, are kept in the registered model's ``champion_history`` tag, so
 a rollback knows where to go and can be repeated.
+
+A training run logs the params and metrics of :class:`TrainingResult`, the validation plots
+(``plots/*.png``), the training reference (``training_reference.json``), the search's trials
+(``search/trials.json`` and the ``trial_f1`` metric, one step per trial) and the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Any
 import joblib
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
@@ -36,6 +43,10 @@ from models.training import TrainingResult
 log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.joblib"
+PLOTS_DIR = "plots"
+REFERENCE_FILE = "training_reference.json"
+"""The bundle's training reference (:meth:`FeatureReference.to_json`), as a run artifact."""
+TRIALS_FILE = "search/trials.json"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 HISTORY_KEPT = 50
@@ -114,11 +125,13 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
     experiment_id = _experiment_id(client, config, bundle.profile)
     sample = pd.DataFrame([bundle.feature_mean], columns=list(bundle.feature_names))
     signature = infer_signature(sample, _predictions_frame(bundle, sample))
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=experiment_id):
+    with (tempfile.TemporaryDirectory() as tmp,
+          mlflow.start_run(experiment_id=experiment_id) as run):
         path = Path(tmp) / BUNDLE_FILE
         joblib.dump(bundle, path)
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
+        _log_details(client, run.info.run_id, result, Path(tmp))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=AssetModel(),
@@ -135,6 +148,28 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
         _save_local(config, bundle, name, version)
     log.info("registered %s version %s as @%s", name, version, alias)
     return version
+
+
+def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path
+                 ) -> None:
+    """Plots, the training reference and the search's trials, as artifacts of the active run."""
+    from models.plots import training_plots  # matplotlib loads only when a run is logged
+
+    bundle, validation = result.bundle, result.validation
+    if validation is not None:
+        (tmp / PLOTS_DIR).mkdir()
+        for name, png in training_plots(validation.labels, validation.failure_probability,
+                                        bundle.feature_names,
+                                        bundle.classifier.feature_importances_).items():
+            (tmp / PLOTS_DIR / name).write_bytes(png)
+        mlflow.log_artifacts(str(tmp / PLOTS_DIR), PLOTS_DIR)
+    if bundle.reference is not None:
+        mlflow.log_dict(bundle.reference.to_json(), REFERENCE_FILE)
+    if result.trials:
+        mlflow.log_dict({"trials": [dataclasses.asdict(t) for t in result.trials]}, TRIALS_FILE)
+        now_ms = int(time.time() * 1000)
+        client.log_batch(run_id, [Metric("trial_f1", t.f1, now_ms, t.number)
+                                  for t in result.trials])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Baseline training: synthetic labelled telemetry -> offline features -> two forests."""
+"""Training: labelled readings (synthetic or from a file) -> offline features -> two forests."""
 
 from __future__ import annotations
 
@@ -11,15 +11,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
-from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
+from assetwatch.errors import ConfigError
 from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator
 from features.offline import compute_features
 from features.profiles import Profile
-from models.bundle import ModelBundle
+from models.bundle import BatchScores, ModelBundle
 from models.compiled import classifier_to_onnx, isolation_forest_to_onnx
 from models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
+from models.search import Trial, choose
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +36,48 @@ START_MS = 1_700_000_000_000
 
 
 @dataclass(frozen=True)
+class Validation:
+    """Labels and failure probabilities of the validation rows, for plots."""
+
+    labels: np.ndarray
+    failure_probability: np.ndarray
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     bundle: ModelBundle
     metrics: dict[str, float]
     params: dict[str, Any]
+    validation: Validation | None = None
+    trials: tuple[Trial, ...] = ()
+    """The hyper-parameter search's trials, in order (none when no search ran)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Feature rows ordered by event time: the earlier part trains, the later validates."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    train_end_ms: int
+    """Newest training reading; every validation reading is at least as new."""
+    validation_start_ms: int
+
+
+def time_split(features: np.ndarray, labels: np.ndarray, timestamps: np.ndarray,
+               validation_fraction: float = VALIDATION_FRACTION) -> Split:
+    """Sort by timestamp (stable) and cut: the last ``validation_fraction`` validates."""
+    order = np.argsort(timestamps, kind="stable")
+    x, y, ts = features[order], labels[order], timestamps[order]
+    cut = int(len(x) * (1 - validation_fraction))
+    if cut == 0 or cut == len(x):
+        raise ConfigError(f"{len(x)} readings are too few to split for validation")
+    if len(set(y[:cut].tolist())) < 2:
+        raise ConfigError(f"the training part (before {int(ts[cut])} ms) has only label "
+                          f"{int(y[0])}: it needs failure (1) and normal (0) readings")
+    return Split(x[:cut], y[:cut], x[cut:], y[cut:], int(ts[cut - 1]), int(ts[cut]))
 
 
 def synthetic_readings(profile: Profile, n_assets: int, hours: float, seed: int) -> pd.DataFrame:
@@ -59,28 +105,45 @@ def synthetic_readings(profile: Profile, n_assets: int, hours: float, seed: int)
 
 
 def train_models(
-    profile: Profile, readings: pd.DataFrame, trees: int = 100, seed: int = 0
+    profile: Profile, readings: pd.DataFrame, trees: int = 100, seed: int = 0, *, trials: int = 0
 ) -> TrainingResult:
-    """Fit the detector on normal readings and the classifier on all, time-ordered split."""
+    """Fit the detector on normal readings and the classifier on all, time-ordered split.
+
+    ``readings`` has asset_id, timestamp (ms), the profile's sensors and a 0/1 ``label``.
+    With ``trials`` > 0 the classifier's hyper-parameters and the detector's contamination
+    are first searched on the validation split (:mod:`models.search`).
+    """
     started = time.perf_counter()
     log.info("computing %d features for %d readings", len(profile.feature_names), len(readings))
     features = compute_features(readings, profile)
-    order = np.argsort(readings["timestamp"].to_numpy(), kind="stable")
-    x_all = features.to_numpy(dtype=float)[order]
-    y_all = readings["label"].to_numpy(dtype=int)[order]
-    cut = int(len(x_all) * (1 - VALIDATION_FRACTION))
-    x_train, y_train, x_val, y_val = x_all[:cut], y_all[:cut], x_all[cut:], y_all[cut:]
+    split = time_split(features.to_numpy(dtype=float), readings["label"].to_numpy(dtype=int),
+                       readings["timestamp"].to_numpy(dtype=np.int64))
+    train, val = (split.x_train, split.y_train), (split.x_val, split.y_val)
+    healthy = split.x_train[split.y_train == 0]
+    choice = choose(train, val, healthy, trials, trees, seed)
+    log.info("fitting IsolationForest (%d trees, contamination %.3f) on %d healthy rows",
+             trees, choice.contamination, len(healthy))
+    detector = IsolationForest(n_estimators=trees, contamination=choice.contamination,
+                               random_state=seed, n_jobs=-1).fit(healthy)
+    bundle = _bundle(profile, detector, choice.classifier, split.x_train)
+    scores = bundle.score(split.x_val)
+    metrics = {**_evaluate(split.y_val, scores), **choice.metrics, **_counts(split),
+               "training_seconds": time.perf_counter() - started}
+    params = {"profile": profile.name, "trees": trees, "seed": seed, "trials": trials,
+              **choice.classifier_params, "detector_trees": trees,
+              "contamination": choice.contamination,
+              "validation_fraction": VALIDATION_FRACTION, "train_end_ms": split.train_end_ms,
+              "validation_start_ms": split.validation_start_ms}
+    validation = Validation(split.y_val, scores.failure_probability)
+    return TrainingResult(bundle, metrics, params, validation, choice.trials)
 
-    log.info("fitting IsolationForest and RandomForest (%d trees) on %d rows", trees, cut)
-    detector = IsolationForest(
-        n_estimators=trees, contamination=0.01, random_state=seed, n_jobs=-1
-    ).fit(x_train[y_train == 0])
-    classifier = RandomForestClassifier(
-        n_estimators=trees, max_depth=10, class_weight="balanced", random_state=seed, n_jobs=-1
-    ).fit(x_train, y_train)
+
+def _bundle(profile: Profile, detector: IsolationForest, classifier: RandomForestClassifier,
+            x_train: np.ndarray) -> ModelBundle:
     detector.set_params(n_jobs=1)
     classifier.set_params(n_jobs=1)  # serving scores one batch per call; no process pool
     std = x_train.std(axis=0)
+    n_features = x_train.shape[1]
     bundle = ModelBundle(
         profile=profile.name,
         feature_names=profile.feature_names,
@@ -88,18 +151,10 @@ def train_models(
         classifier=classifier,
         feature_mean=x_train.mean(axis=0),
         feature_std=np.where(std > 0, std, 1.0),
-        detector_onnx=isolation_forest_to_onnx(detector, x_all.shape[1]),
-        classifier_onnx=classifier_to_onnx(classifier, x_all.shape[1]),
+        detector_onnx=isolation_forest_to_onnx(detector, n_features),
+        classifier_onnx=classifier_to_onnx(classifier, n_features),
     )
-    bundle = dataclasses.replace(bundle, reference=training_reference(bundle, x_train))
-    metrics = _evaluate(bundle, x_val, y_val)
-    metrics.update(
-        train_rows=float(cut), validation_rows=float(len(x_val)),
-        feature_count=float(x_all.shape[1]), training_seconds=time.perf_counter() - started,
-    )
-    params = {"profile": profile.name, "trees": trees, "max_depth": 10, "seed": seed,
-              "contamination": 0.01, "validation_fraction": VALIDATION_FRACTION}
-    return TrainingResult(bundle, metrics, params)
+    return dataclasses.replace(bundle, reference=training_reference(bundle, x_train))
 
 
 def training_reference(bundle: ModelBundle, rows: np.ndarray) -> FeatureReference:
@@ -110,8 +165,7 @@ def training_reference(bundle: ModelBundle, rows: np.ndarray) -> FeatureReferenc
         (*bundle.feature_names, ANOMALY_SCORE, FAILURE_PROBABILITY), columns)
 
 
-def _evaluate(bundle: ModelBundle, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
-    scores = bundle.score(x_val)
+def _evaluate(y_val: np.ndarray, scores: BatchScores) -> dict[str, float]:
     predicted = scores.failure_probability >= 0.5
     metrics = {
         "f1": f1_score(y_val, predicted, zero_division=0),
@@ -120,14 +174,34 @@ def _evaluate(bundle: ModelBundle, x_val: np.ndarray, y_val: np.ndarray) -> dict
         "anomaly_rate": float(scores.is_anomaly.mean()),
         "anomaly_recall": recall_score(y_val, scores.is_anomaly, zero_division=0),
     }
-    if len(set(y_val.tolist())) == 2:
+    if len(set(y_val.tolist())) == 2:  # both curves need both classes
         metrics["roc_auc"] = roc_auc_score(y_val, scores.failure_probability)
+        metrics["pr_auc"] = average_precision_score(y_val, scores.failure_probability)
     return {k: float(v) for k, v in metrics.items()}
 
 
-def train_baseline(settings: Settings, profile: Profile) -> TrainingResult:
-    """The baseline as configured: synthetic readings, then :func:`train_models`."""
-    readings = synthetic_readings(
-        profile, settings.train_assets, settings.train_hours, settings.seed
-    )
-    return train_models(profile, readings, trees=settings.train_trees, seed=settings.seed)
+def _counts(split: Split) -> dict[str, float]:
+    return {
+        "samples": float(len(split.x_train) + len(split.x_val)),
+        "train_rows": float(len(split.x_train)),
+        "validation_rows": float(len(split.x_val)),
+        "train_positives": float(split.y_train.sum()),
+        "validation_positives": float(split.y_val.sum()),
+        "feature_count": float(split.x_train.shape[1]),
+    }
+
+
+def train_baseline(settings: Settings, profile: Profile, readings: pd.DataFrame | None = None,
+                   source: str | None = None) -> TrainingResult:
+    """Train as configured on ``readings`` (default: synthetic ones) via :func:`train_models`.
+
+    ``source`` names where the readings came from (a logged parameter).
+    """
+    if readings is None:
+        readings = synthetic_readings(
+            profile, settings.train_assets, settings.train_hours, settings.seed
+        )
+        source = source or f"synthetic: {settings.train_assets} assets x {settings.train_hours} h"
+    result = train_models(profile, readings, trees=settings.train_trees, seed=settings.seed,
+                          trials=settings.train_trials)
+    return dataclasses.replace(result, params={**result.params, "data": source or "readings"})
