@@ -35,7 +35,7 @@ from assetwatch.settings import Settings
 from features.profiles import Profile
 from models.bundle import ScoringModel
 from models.checks import check_servable, reference_features
-from models.registry import AliasMove, RegistryConfig, load_version, served_version
+from models.registry import CHALLENGER, AliasMove, RegistryConfig, load_version, served_version
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class ModelWatcher:
         self._metrics = metrics
         self._references: dict[str, np.ndarray] = {}
         self._rejected: set[tuple[str, str]] = set()
+        self._shadows: dict[str, ScoringModel] = {}
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self._alerts = Producer({**settings.kafka_client_config(), "linger.ms": 5})
 
@@ -172,20 +173,54 @@ class ModelWatcher:
 
     def _profiles_named_by(self, update: Mapping[str, Any]) -> list[str]:
         profile = self._by_model_name.get(update["model_name"])
-        if profile is None or update["alias"] != self._registry.alias:
+        if profile is None:
             return []
         log.info("model update: %s@%s -> %s (%s)", update["model_name"], update["alias"],
                  update["version"], update["action"])
         return [profile]
 
     async def refresh(self, profile: str) -> None:
-        """Serve the version the alias names now, if it differs and passes the checks."""
+        """Serve the version the alias names now, if it differs and passes the checks; with
+        shadow scoring on, shadow-score with the ``@challenger`` likewise."""
         try:
             version = await asyncio.to_thread(served_version, self._registry, profile)
+            challenger = (await asyncio.to_thread(served_version, self._registry, profile,
+                                                  CHALLENGER)
+                          if self._settings.shadow_scoring else None)
         except Exception as exc:  # an unreachable registry must not stop serving
             log.warning("registry check for %s failed, keeping the current model: %s",
                         profile, exc)
             return
+        await self._refresh_champion(profile, version)
+        if self._settings.shadow_scoring:
+            await self._refresh_shadow(profile, challenger)
+
+    async def _refresh_shadow(self, profile: str, version: str | None) -> None:
+        current = self._shadows.get(profile)
+        if version == self._served[profile].version:
+            version = None  # the challenger was promoted: nothing to compare with
+        if version == (None if current is None else current.version):
+            return
+        model = None
+        if version is not None and (profile, version) not in self._rejected:
+            try:
+                model = await asyncio.to_thread(self._load_checked, profile, version)
+            except Exception as exc:  # a broken challenger is not shadow-scored either
+                self._rejected.add((profile, version))
+                self._metrics.rejected(profile)
+                log.error("rejected challenger %s version %s: %s",
+                          self._served[profile].name, version, exc)
+        if model is None and current is None:
+            return
+        await self._scorer.shadow(profile, model)
+        if model is None:
+            self._shadows.pop(profile, None)
+            log.info("shadow scoring of %s stopped", profile)
+        else:
+            self._shadows[profile] = model
+            log.info("shadow scoring %s with %s version %s", profile, model.name, version)
+
+    async def _refresh_champion(self, profile: str, version: str | None) -> None:
         current = self._served[profile]
         if version is None or version == current.version:
             return

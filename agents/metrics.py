@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agents.shadow import ShadowStats
 from models.bundle import ScoringModel
 
 if TYPE_CHECKING:
@@ -148,6 +149,21 @@ class Metrics:
                                      "(failure risk and silent sensors, raised and recovered).")
         self._drift_alerts = counter("assetwatch_drift_alerts", "DriftAlert records published "
                                      "(raised and cleared).")
+        self._shadow_rows = counter("assetwatch_shadow_predictions", "Rows the challenger "
+                                    "shadow-scored.", ("profile",))
+        self._shadow_rate = Gauge(
+            "assetwatch_shadow_flag_rate", "Share of shadow-scored rows flagged is_anomaly, "
+            "by the champion and by the challenger (since the challenger came).",
+            ("profile", "challenger_version", "model"), registry=registry)
+        self._shadow_agreement = Gauge(
+            "assetwatch_shadow_flag_agreement", "Share of shadow-scored rows on whose "
+            "is_anomaly flag champion and challenger agree.",
+            ("profile", "challenger_version"), registry=registry)
+        self._shadow_correlation = Gauge(
+            "assetwatch_shadow_score_correlation", "Pearson correlation of the champion's "
+            "and the challenger's anomaly scores.",
+            ("profile", "challenger_version"), registry=registry)
+        self._shadow: dict[str, ShadowStats] = {}
         self._drift_divergence = Gauge(
             "assetwatch_drift_divergence", "Latest Jensen-Shannon divergence of a watched "
             "column from the served model's training reference.",
@@ -194,6 +210,8 @@ class Metrics:
         self._batch_seconds.observe(seconds)
         self._drift_alerts.inc(report.drift_alerts)
         self._asset_alerts.inc(report.asset_alerts)
+        for profile, batch in report.shadow.items():
+            self._record_shadow(profile, batch)
         for profile, status in report.drift.items():
             for feature, divergence in status.divergence.items():
                 labels = (profile, status.model_version, feature)
@@ -221,6 +239,23 @@ class Metrics:
         """A hot swap: serve ``model`` and count it."""
         self.serve(model)
         self._swaps.labels(model.bundle.profile).inc()
+
+    def _record_shadow(self, profile: str, batch: ShadowStats) -> None:
+        previous = self._shadow.get(profile)
+        tally = batch if previous is None else previous.plus(batch)
+        self._shadow[profile] = tally
+        self._shadow_rows.labels(profile).inc(batch.rows)
+        version = tally.challenger_version
+        if tally.rows:
+            self._shadow_rate.labels(profile, version, "champion").set(
+                tally.champion_flags / tally.rows)
+            self._shadow_rate.labels(profile, version, "challenger").set(
+                tally.challenger_flags / tally.rows)
+            self._shadow_agreement.labels(profile, version).set(
+                tally.agreeing_flags / tally.rows)
+        correlation = tally.correlation()
+        if correlation is not None:
+            self._shadow_correlation.labels(profile, version).set(correlation)
 
     def asset_alert(self) -> None:
         """One AssetAlert published by the worker itself (silent sensors)."""

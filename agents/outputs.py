@@ -28,6 +28,7 @@ class OutputPublisher:
         self._dead_letter_topic = settings.dead_letter_topic
         self._drift_topic = settings.drift_topic
         self._asset_alerts_topic = settings.asset_alerts_topic
+        self._shadow_topic = settings.shadow_predictions_topic
         self._producer = Producer({
             **settings.kafka_client_config(),
             "partitioner": "murmur2_random",
@@ -59,6 +60,7 @@ class OutputPublisher:
         self._send(self._dead_letter_topic, outcome.dead_letters)
         self._send(self._drift_topic, outcome.drift_alerts)
         self._send(self._asset_alerts_topic, outcome.asset_alerts)
+        self._send(self._shadow_topic, outcome.shadow_predictions)
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         failures, self._failures = self._failures, []
         if remaining or failures:

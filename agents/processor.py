@@ -20,13 +20,14 @@ from agents.alerts import AssetAlerts
 from agents.codecs import MAGIC, codec
 from agents.drift import DriftAlerts, DriftStatus
 from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, bucketize
+from agents.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.settings import Settings
 from features.extractor import FeatureExtractor
 from features.profiles import Profile
 from features.state import AssetState
 from features.validation import check_reading
-from models.bundle import ScoringModel
+from models.bundle import BatchScores, ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class Outcome:
     asset_alerts: list[Outbound] = field(default_factory=list)
     seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
     """Assets with a valid reading: partition, asset type, newest event time (ms)."""
+    shadow_predictions: list[Outbound] = field(default_factory=list)
+    shadow: dict[str, ShadowStats] = field(default_factory=dict)
 
     def report(self, published_s: float) -> BatchReport:
         """What the worker needs back once the outputs are acknowledged at ``published_s``."""
@@ -113,6 +116,7 @@ class Outcome:
             drift=self.drift,
             asset_alerts=len(self.asset_alerts),
             seen=self.seen,
+            shadow=self.shadow,
         )
 
 
@@ -136,8 +140,27 @@ class BatchReport(NamedTuple):
     asset_alerts: int = 0
     seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
     """Assets with a valid reading in the batch: partition, asset type, newest event time."""
+    shadow: dict[str, ShadowStats] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Per profile shadow-scored in the batch: agreement of champion and challenger."""
     drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
     """Per profile: latest divergence per watched column and the raised columns."""
+
+
+def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,
+            features: np.ndarray, i: int) -> dict[str, Any]:
+    """A Prediction record: ``base`` (ids, times) with row ``i``'s scores from ``model``."""
+    names, row = model.bundle.feature_names, features[i]
+    top = [{"name": names[j], "value": float(row[j]), "z_score": z}
+           for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(), strict=True)]
+    return {
+        **base,
+        "anomaly_score": float(scores.anomaly_score[i]),
+        "is_anomaly": bool(scores.is_anomaly[i]),
+        "failure_probability": float(scores.failure_probability[i]),
+        "model_name": model.name,
+        "model_version": model.version,
+        "top_features": top,
+    }
 
 
 class BatchProcessor:
@@ -149,12 +172,15 @@ class BatchProcessor:
         profiles: Mapping[str, Profile],
         models: Callable[[str], ScoringModel],
         clock: Callable[[], float] = time.time,
+        shadows: Shadows | None = None,
     ) -> None:
         self._settings = settings
         self._profiles = dict(profiles)
         self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
         self._models = models
         self._clock = clock
+        self._shadows: Shadows = {} if shadows is None else shadows
+        """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         self._telemetry = codec("TelemetryReading")
         self._prediction = codec("Prediction")
         self._drift = DriftAlerts(settings)
@@ -203,6 +229,8 @@ class BatchProcessor:
         drift_alerts: list[Outbound] = []
         asset_alerts: list[Outbound] = []
         seen: dict[str, tuple[int, str, int]] = {}
+        shadow_predictions: list[Outbound] = []
+        shadow_stats: dict[str, ShadowStats] = {}
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             items, features = self._scorable(prepared, profile, all_items)
@@ -222,27 +250,17 @@ class BatchProcessor:
             drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
                 profile, model, features, scores, event_ms[-1]))
             probabilities.append(np.asarray(scores.failure_probability, dtype=float))
-            names = model.bundle.feature_names
+            records = []
             for i, item in enumerate(items):
-                row = features[i]
-                top = [
-                    {"name": names[j], "value": float(row[j]), "z_score": z}
-                    for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(),
-                                    strict=True)
-                ]
-                record = {
+                record = _scored({
                     "asset_id": item.reading["asset_id"],
                     "asset_type": profile,
                     "event_id": item.reading["event_id"],
                     "event_timestamp": item.reading["timestamp"],
                     "processed_timestamp": now_ms,
-                    "anomaly_score": float(scores.anomaly_score[i]),
-                    "is_anomaly": bool(scores.is_anomaly[i]),
-                    "failure_probability": float(scores.failure_probability[i]),
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "top_features": top,
-                }
+                }, model, scores, features, i)
+                records.append(record)
+                top = record["top_features"]
                 key = record["asset_id"].encode()
                 seen[record["asset_id"]] = (item.inbound.partition, profile,
                                             record["event_timestamp"])
@@ -250,6 +268,14 @@ class BatchProcessor:
                 alert = self._asset_alerts.observe(record, model, top)
                 if alert is not None:
                     asset_alerts.append(Outbound(key, alert))
+            challenger = self._shadows.get(profile)
+            if challenger is not None:
+                shadow = shadow_records(challenger, features, records, scores, _scored)
+                if shadow is not None:
+                    shadow_predictions.extend(
+                        Outbound(r["asset_id"].encode(), self._prediction.encode(r))
+                        for r in shadow[0])
+                    shadow_stats[profile] = shadow[1]
         return Outcome(
             predictions=predictions,
             dead_letters=prepared.dead_letters,
@@ -263,6 +289,8 @@ class BatchProcessor:
             drift=self._drift.status(),
             asset_alerts=asset_alerts,
             seen=seen,
+            shadow_predictions=shadow_predictions,
+            shadow=shadow_stats,
         )
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:

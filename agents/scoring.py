@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 
 from agents.outputs import OutputPublisher
 from agents.processor import BatchProcessor, BatchReport, Inbound
@@ -31,19 +32,37 @@ log = logging.getLogger(__name__)
 
 LoadState = Callable[[bytes], bytes | None]
 
-_helper: tuple[BatchProcessor, OutputPublisher, dict[str, ScoringModel]] | None = None
-"""The helper process's processor, publisher and served models (by :func:`_start_helper`)."""
+@dataclass
+class Served:
+    """The models a processor scores with; a scorer changes them between two batches."""
+
+    champions: dict[str, ScoringModel]
+    shadows: dict[str, ScoringModel] = field(default_factory=dict)
+    """The challenger of each shadow-scored profile."""
+
+    def put(self, profile: str, model: ScoringModel | None, shadow: bool) -> None:
+        if shadow:
+            if model is None:
+                self.shadows.pop(profile, None)
+            else:
+                self.shadows[profile] = model
+        elif model is not None:
+            self.champions[profile] = model
+
+    def processor(self, settings: Settings, profiles: Mapping[str, Profile]) -> BatchProcessor:
+        return BatchProcessor(settings, profiles, self.champions.__getitem__,
+                              shadows=self.shadows)
 
 
-def _start_helper(
-    settings: Settings, profiles: Mapping[str, Profile], models: Mapping[str, ScoringModel]
-) -> None:
+_helper: tuple[BatchProcessor, OutputPublisher, Served] | None = None
+"""The helper process's processor, publisher and models (built by :func:`_start_helper`)."""
+
+
+def _start_helper(settings: Settings, profiles: Mapping[str, Profile], served: Served) -> None:
     global _helper
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s [scoring]: %(message)s")
-    served = dict(models)
-    _helper = (BatchProcessor(settings, profiles, served.__getitem__), OutputPublisher(settings),
-               served)
+    _helper = (served.processor(settings, profiles), OutputPublisher(settings), served)
 
 
 def _process_in_helper(
@@ -57,10 +76,10 @@ def _process_in_helper(
     return outcome.report(time.time())
 
 
-def _swap_in_helper(model: ScoringModel) -> None:
+def _put_in_helper(profile: str, model: ScoringModel | None, shadow: bool) -> None:
     if _helper is None:
         raise RuntimeError("the scoring helper was not initialised")
-    _helper[2][model.bundle.profile] = model
+    _helper[2].put(profile, model, shadow)
 
 
 class InlineScorer:
@@ -70,8 +89,8 @@ class InlineScorer:
         self, settings: Settings, profiles: Mapping[str, Profile],
         models: Mapping[str, ScoringModel],
     ) -> None:
-        self._served = dict(models)
-        self._processor = BatchProcessor(settings, profiles, self._served.__getitem__)
+        self._served = Served(dict(models))
+        self._processor = self._served.processor(settings, profiles)
         self._publisher = OutputPublisher(settings)
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
@@ -81,7 +100,11 @@ class InlineScorer:
 
     async def swap(self, model: ScoringModel) -> None:
         """Serve ``model`` for its profile from the next batch on."""
-        self._served[model.bundle.profile] = model
+        self._served.put(model.bundle.profile, model, shadow=False)
+
+    async def shadow(self, profile: str, model: ScoringModel | None) -> None:
+        """Shadow-score ``profile`` with ``model`` (None: stop) from the next batch on."""
+        self._served.put(profile, model, shadow=True)
 
     def close(self) -> None:
         self._publisher.close()
@@ -98,7 +121,8 @@ class ProcessScorer:
         self, settings: Settings, profiles: Mapping[str, Profile],
         models: Mapping[str, ScoringModel],
     ) -> None:
-        self._args = (settings, dict(profiles), dict(models))
+        self._served = Served(dict(models))
+        self._args = (settings, dict(profiles), self._served)
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -124,8 +148,16 @@ class ProcessScorer:
         The helper runs one call at a time in submission order, so the swap lands between
         two batches; a replacement helper starts with the new model too.
         """
-        self._args[2][model.bundle.profile] = model
-        await asyncio.get_running_loop().run_in_executor(self._pool, _swap_in_helper, model)
+        await self._put(model.bundle.profile, model, shadow=False)
+
+    async def shadow(self, profile: str, model: ScoringModel | None) -> None:
+        """Shadow-score ``profile`` with ``model`` (None: stop) from the next batch on."""
+        await self._put(profile, model, shadow=True)
+
+    async def _put(self, profile: str, model: ScoringModel | None, shadow: bool) -> None:
+        self._served.put(profile, model, shadow)  # what a replacement helper starts with
+        await asyncio.get_running_loop().run_in_executor(
+            self._pool, _put_in_helper, profile, model, shadow)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -38,6 +38,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dead_letter_topic, keyed),
         TopicSpec(settings.labels_topic, keyed),
         TopicSpec(settings.asset_alerts_topic, keyed),
+        TopicSpec(settings.shadow_predictions_topic, keyed),
         TopicSpec(state_changelog_topic(settings), keyed, compacted=True),
         TopicSpec(settings.drift_topic, 1),
         TopicSpec(settings.model_updates_topic, 1),

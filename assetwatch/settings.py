@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     """Registered model name is '<prefix>-<profile>'."""
     model_check_interval_s: float = Field(default=30.0, gt=0)
     """Seconds between a worker's registry checks of the served alias (missed updates)."""
+    shadow_scoring: bool = False
+    """Also score every batch with the @challenger and publish to the shadow topic."""
     bootstrap_model: bool = True
     """Train and register a baseline when neither registry nor local artifact has a model."""
     train_assets: int = Field(default=12, ge=2)
@@ -186,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def model_updates_topic(self) -> str:
         return f"{self.topic_prefix}.model-updates"
+
+    @property
+    def shadow_predictions_topic(self) -> str:
+        return f"{self.topic_prefix}.shadow-predictions"
 
     @property
     def asset_alerts_topic(self) -> str:

@@ -205,9 +205,11 @@ def _move_alias(client: MlflowClient, config: RegistryConfig, name: str, version
     return AliasMove(name, config.alias, version, previous)
 
 
-def served_version(config: RegistryConfig, profile: str) -> str | None:
-    """The version the served alias points at (None if unset): one cheap registry call."""
-    return _aliased_version(_client(config), config.model_name(profile), config.alias)
+def served_version(config: RegistryConfig, profile: str, alias: str | None = None
+                   ) -> str | None:
+    """The version ``alias`` (default: the served alias) points at, None if unset: one
+    cheap registry call."""
+    return _aliased_version(_client(config), config.model_name(profile), alias or config.alias)
 
 
 def promote(config: RegistryConfig, profile: str, version: str | None = None) -> AliasMove:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents.consumer import Record
+from agents.consumer import Record, RecordReader
 from agents.lifecycle import announce
 from agents.producer import ReadingPublisher, publish
 from agents.simulate import SimulationPlan, simulated_readings
@@ -125,3 +125,49 @@ def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
     back = _readings(480, seed=5, prefix="back")
     publish(ReadingPublisher(settings), back)
     assert {r.fields["model_version"] for r in _answered(settings, back, workers)} == {v1}
+
+
+def test_shadow_scoring_publishes_the_challengers_predictions_beside_the_champions(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    # A challenger registered while the worker runs is picked up by the periodic check.
+    settings = make_settings(data_dir=tmp_path / "registry", profiles=(PROFILE,),
+                             shadow_scoring=True, model_check_interval_s=1)
+    config = RegistryConfig.from_settings(settings)
+    v1 = register(config, _trained(seed=21))
+    worker = start_worker(settings)
+    warmup = _readings(240, seed=6, prefix="warm")
+    publish(ReadingPublisher(settings), warmup)
+    _answered(settings, warmup, (worker,))
+    v2 = register(config, _trained(seed=22), alias=CHALLENGER)
+    topics = [settings.predictions_topic, settings.shadow_predictions_topic]
+
+    # Keep readings coming until the worker shadow-scores (its next registry check).
+    flowing: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    with RecordReader(settings, [topics[1]]) as reader:
+        while not reader.poll(0.5):
+            assert time.monotonic() < deadline, "no shadow prediction within 120 s"
+            assert worker.process.poll() is None, worker.log_text()[-3000:]
+            chunk = _readings(24, seed=100 + len(flowing), prefix=f"flow{len(flowing)}")
+            publish(ReadingPublisher(settings), chunk)
+            flowing += chunk
+    after = _readings(480, seed=7, prefix="after")
+    publish(ReadingPublisher(settings), after)
+    ids = {r["event_id"] for r in after}
+    sent = warmup + flowing + after
+
+    def complete(rs: list[Record]) -> bool:
+        on = {topic: {r.fields["event_id"] for r in rs if r.topic == topic} for topic in topics}
+        return ids <= on[topics[1]] and {r["event_id"] for r in sent} <= on[topics[0]]
+
+    records = collect(settings, topics, complete, workers=(worker,))
+
+    champion = [r.fields for r in records if r.topic == topics[0]]
+    shadow = [r.fields for r in records if r.topic == topics[1]]
+    assert {p["model_version"] for p in champion} == {v1}
+    assert {p["model_version"] for p in shadow} == {v2}
+    assert sorted(p["event_id"] for p in champion) == sorted(r["event_id"] for r in sent)
+    assert sorted(p["event_id"] for p in shadow if p["event_id"] in ids) == sorted(ids)
