@@ -16,6 +16,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -58,10 +59,22 @@ _helper: tuple[BatchProcessor, OutputPublisher, Served] | None = None
 """The helper process's processor, publisher and models (built by :func:`_start_helper`)."""
 
 
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit once the worker that started this helper is gone (a kill -9 leaves no goodbye)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)  # a watchdog's period, not a wait for other work
+    os._exit(1)
+
+
 def _start_helper(settings: Settings, profiles: Mapping[str, Profile], served: Served) -> None:
     global _helper
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s [scoring]: %(message)s")
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch",
+                     daemon=True).start()
     _helper = (served.processor(settings, profiles), OutputPublisher(settings), served)
 
 

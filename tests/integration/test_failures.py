@@ -148,6 +148,8 @@ def test_a_worker_killed_with_sigkill_loses_nothing_after_restart(
     sender.start()
     collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 3,
             workers=(first,))
+    helpers = _children(first.process.pid)  # the scoring helper, its resource tracker
+    assert helpers
     first.process.send_signal(signal.SIGKILL)
     first.process.wait()
 
@@ -158,6 +160,10 @@ def test_a_worker_killed_with_sigkill_loses_nothing_after_restart(
     figures = _figures("sigkill", len(readings), records, ids)
     assert figures["lost"] == 0 and figures["dead_letters"] == 0
     _assert_scores_match_an_uninterrupted_run(settings, readings, records)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in helpers):  # orphans exit by themselves
+        assert time.monotonic() < deadline, f"helpers {helpers} outlived the killed worker"
+        time.sleep(0.2)
 
 
 def test_workers_joining_and_leaving_mid_stream_lose_nothing(
@@ -185,14 +191,17 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
     _assert_scores_match_an_uninterrupted_run(settings, readings, records)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _rss_bytes(pid: int) -> int:
     """Resident memory of a process and its children (the scoring helper), from /proc."""
     total = 0
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0
-    for each in (pid, *map(int, children)):
+    for each in (pid, *_children(pid)):
         try:
             status = Path(f"/proc/{each}/status").read_text()
         except OSError:
