@@ -5,6 +5,12 @@ in C. Records are keyed by asset id with the Java/Faust partitioner (murmur2), s
 land on the same partition number as their input. Delivery runs where the batch was
 processed (the scoring helper by default), so encoded outputs never travel back to the
 worker's event loop.
+
+Delivery is idempotent, except with ``broker_compat=tansu``: tansu 0.6.0 stores an idempotent
+producer's next sequence number before the batch itself, so a broker crash between the two
+makes the producer's retry look like a duplicate, which tansu acknowledges and drops (outputs
+lost, measured in tests/integration/test_broker_restart.py). Without idempotence the retry is
+written again: after a broker crash a prediction may repeat, none is lost.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class OutputPublisher:
             "partitioner": "murmur2_random",
             "linger.ms": 2,
             "acks": "all",
-            "enable.idempotence": True,
+            "enable.idempotence": settings.broker_compat != "tansu",
             "queue.buffering.max.messages": 500_000,
             "log.connection.close": False,
         })

@@ -4,7 +4,9 @@ tansu 0.6.0 answers ListOffsets(LATEST) with the base offset of the newest recor
 one instead of the high watermark. Faust sizes changelog recovery with that answer, so a
 restarted worker would silently miss the last updates of its tables. With ``tansu`` on, the
 end offsets Faust asks for are corrected from the high watermark that a Fetch response
-carries (which tansu reports right). On Apache Kafka leave it ``none``: nothing changes.
+carries (which tansu reports right). With ``tansu`` on, outputs are also delivered without
+idempotence, which tansu 0.6.0 does not keep across a broker crash (see agents/outputs.py).
+On Apache Kafka leave it ``none``: nothing changes.
 
 Whatever the broker, :class:`AssetwatchConsumer` delivers fetched messages without Faust's
 per-message ``wait_first`` when delivery cannot block (see its docstring).
