@@ -12,6 +12,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,6 +21,7 @@ from agents.alerts import AssetAlerts
 from agents.codecs import MAGIC, codec
 from agents.drift import DriftAlerts, DriftStatus
 from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, bucketize
+from agents.prediction_writer import check_schema, encode_prediction
 from agents.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.settings import Settings
@@ -182,7 +184,9 @@ class BatchProcessor:
         self._shadows: Shadows = {} if shadows is None else shadows
         """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         self._telemetry = codec("TelemetryReading")
-        self._prediction = codec("Prediction")
+        header = codec("Prediction").header
+        check_schema(header)
+        self._encode = partial(encode_prediction, header)
         self._drift = DriftAlerts(settings)
         self._asset_alerts = AssetAlerts(settings, clock)
         self._dead_letter = codec("DeadLetter")
@@ -264,7 +268,7 @@ class BatchProcessor:
                 key = record["asset_id"].encode()
                 seen[record["asset_id"]] = (item.inbound.partition, profile,
                                             record["event_timestamp"])
-                predictions.append(Outbound(key, self._prediction.encode(record)))
+                predictions.append(Outbound(key, self._encode(record)))
                 alert = self._asset_alerts.observe(record, model, top)
                 if alert is not None:
                     asset_alerts.append(Outbound(key, alert))
@@ -273,7 +277,7 @@ class BatchProcessor:
                 shadow = shadow_records(challenger, features, records, scores, _scored)
                 if shadow is not None:
                     shadow_predictions.extend(
-                        Outbound(r["asset_id"].encode(), self._prediction.encode(r))
+                        Outbound(r["asset_id"].encode(), self._encode(r))
                         for r in shadow[0])
                     shadow_stats[profile] = shadow[1]
         return Outcome(

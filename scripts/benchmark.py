@@ -98,7 +98,7 @@ def main() -> None:
         env = {**os.environ, "ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS": servers,
                "ASSETWATCH_BROKER_COMPAT": compat, "ASSETWATCH_DATA_DIR": tmp,
                "ASSETWATCH_PROFILES": '["cnc"]', "ASSETWATCH_TOPIC_PREFIX": settings.topic_prefix,
-               "ASSETWATCH_LOG_LEVEL": "WARNING"}
+               "ASSETWATCH_LOG_LEVEL": "WARNING", "ASSETWATCH_METRICS_PORT": "0"}
         worker = subprocess.Popen([sys.executable, "-m", "assetwatch", "worker"], env=env,
                                   stderr=args.worker_log.open("wb"))
         try:

@@ -1,0 +1,58 @@
+"""The hand-written Prediction writer gives fastavro's bytes, for any record of the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.codecs import codec
+from agents.prediction_writer import check_schema, encode_prediction
+from assetwatch.errors import SerializationError
+
+PREDICTION = codec("Prediction")
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
+longs = st.integers(-(2**63), 2**63 - 1)
+doubles = st.floats(allow_nan=True, allow_infinity=True)
+records = st.fixed_dictionaries({
+    "asset_id": text, "asset_type": text, "event_id": text,
+    "event_timestamp": longs, "processed_timestamp": longs,
+    "anomaly_score": doubles, "is_anomaly": st.booleans(), "failure_probability": doubles,
+    "model_name": text, "model_version": text,
+    "top_features": st.lists(st.fixed_dictionaries(
+        {"name": text, "value": doubles, "z_score": doubles}), max_size=70),
+})
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(records)
+def test_same_bytes_as_fastavro(record: dict[str, Any]) -> None:
+    assert encode_prediction(PREDICTION.header, record) == PREDICTION.encode(record)
+
+
+def test_the_schema_it_encodes_is_the_one_in_schemas() -> None:
+    check_schema(PREDICTION.header)
+    with pytest.raises(SerializationError, match=r"prediction\.avsc changed"):
+        check_schema(codec("DeadLetter").header)
+
+
+def _valid() -> dict[str, Any]:
+    return {"asset_id": "a", "asset_type": "cnc", "event_id": "e", "event_timestamp": 1,
+            "processed_timestamp": 2, "anomaly_score": 0.1, "is_anomaly": False,
+            "failure_probability": 0.2, "model_name": "m", "model_version": "1",
+            "top_features": []}
+
+
+@pytest.mark.parametrize("change", [
+    {"asset_id": None}, {"anomaly_score": "high"}, {"event_timestamp": 2**63},
+    {"top_features": [{"name": "x"}]}, {"event_id": "\ud800"},
+])
+def test_a_record_off_the_schema_is_a_serialization_error(change: dict[str, Any]) -> None:
+    with pytest.raises(SerializationError):
+        encode_prediction(PREDICTION.header, {**_valid(), **change})
+    missing = _valid()
+    del missing["model_version"]
+    with pytest.raises(SerializationError):
+        encode_prediction(PREDICTION.header, missing)
