@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections import defaultdict
@@ -16,11 +17,12 @@ from agents.consumer import Record, RecordReader
 from agents.lifecycle import announce
 from agents.producer import ReadingPublisher, publish
 from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.cli import main
 from assetwatch.settings import Settings
 from features.profiles import load_profile
 from models.registry import CHALLENGER, RegistryConfig, promote, register, rollback
 from models.training import TrainingResult, synthetic_readings, train_models
-from tests.integration.conftest import WorkerProcess, collect
+from tests.integration.conftest import WorkerProcess, collect, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +71,22 @@ def _wait_for_alerts(settings: Settings, kind: str, version: str,
             lambda rs: len(_alerts(rs, kind, version)) == len(workers), workers=workers)
 
 
+def _cli(monkeypatch: pytest.MonkeyPatch, settings: Settings,
+         capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """Run an ``assetwatch`` verb as a user would, with the test's settings; its JSON line."""
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(list(argv)) == 0
+    return dict(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+
+
 def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Its own registry, so moving aliases does not touch the other tests' models. The
     # periodic registry check is pushed out of the test's reach: updates must arrive by topic.
@@ -94,7 +108,8 @@ def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
     flowing = _readings(4800, seed=2, prefix="flow")
     sender = threading.Thread(target=lambda: publish(ReadingPublisher(settings), flowing))
     sender.start()
-    announce(settings, promote(config, PROFILE), "PROMOTE")
+    promoted = _cli(monkeypatch, settings, capsys, "promote", "--profile", PROFILE)
+    assert (promoted["version"], promoted["previous"]) == (v2, v1)
     _wait_for_alerts(settings, "MODEL_SWAPPED", v2, workers)
     sender.join()
     after = _readings(480, seed=3, prefix="after")
@@ -118,9 +133,8 @@ def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
 
     # Rolling back twice: to v2 (already served), then to v1.
     assert rollback(config, PROFILE).version == v2
-    move = rollback(config, PROFILE)
-    assert (move.version, move.previous) == (v1, v2)
-    announce(settings, move, "ROLLBACK")
+    move = _cli(monkeypatch, settings, capsys, "rollback", "--profile", PROFILE)
+    assert (move["version"], move["previous"]) == (v1, v2)
     _wait_for_alerts(settings, "MODEL_SWAPPED", v1, workers)
     back = _readings(480, seed=5, prefix="back")
     publish(ReadingPublisher(settings), back)
