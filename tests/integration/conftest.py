@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,6 +140,12 @@ class WorkerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def alive(self) -> None:
+        """Fail the test, with the end of the worker's log, if the worker has exited."""
+        if self.process.poll() is not None:
+            pytest.fail(f"worker exited with {self.process.returncode}:\n"
+                        f"{self.log_text()[-4000:]}")
+
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
@@ -169,10 +177,35 @@ def collect(
     with RecordReader(settings, topics) as reader:
         while not until(records):
             for worker in workers:
-                if worker.process.poll() is not None:
-                    pytest.fail(f"worker exited with {worker.process.returncode}:\n"
-                                f"{worker.log_text()[-4000:]}")
+                worker.alive()
             if time.monotonic() > deadline:
                 pytest.fail(f"timed out after {timeout_s}s with {len(records)} records")
             records.extend(reader.poll(1.0))
     return records
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def poll_until(check: Callable[[], Any], what: str, alive: Callable[[], None],
+               timeout_s: float) -> Any:
+    """Poll ``check`` until it returns something truthy; fail on timeout or when ``alive``
+    finds the process under test gone. A refused connection counts as not yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive()
+        try:
+            result = check()
+        except (urllib.error.URLError, ConnectionError):
+            result = None  # not listening yet
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.2)  # polling interval, not synchronisation

@@ -28,7 +28,7 @@ from assetwatch.settings import Settings
 from features.offline import compute_features
 from features.profiles import load_profile
 from models.registry import RegistryConfig, load_from_registry
-from tests.integration.conftest import WorkerProcess, collect
+from tests.integration.conftest import WorkerProcess, collect, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -160,10 +160,8 @@ def test_a_worker_killed_with_sigkill_loses_nothing_after_restart(
     figures = _figures("sigkill", len(readings), records, ids)
     assert figures["lost"] == 0 and figures["dead_letters"] == 0
     _assert_scores_match_an_uninterrupted_run(settings, readings, records)
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in helpers):  # orphans exit by themselves
-        assert time.monotonic() < deadline, f"helpers {helpers} outlived the killed worker"
-        time.sleep(0.2)
+    poll_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers),
+               f"helpers {helpers} of the killed worker to exit", lambda: None, timeout_s=30)
 
 
 def test_workers_joining_and_leaving_mid_stream_lose_nothing(

@@ -10,12 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,12 +20,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.broker import free_port
 from agents.codecs import codec
 from agents.labels import label_record
 from agents.producer import ReadingPublisher
 from agents.topics import ensure_topics
 from assetwatch.settings import Settings
-from tests.integration.conftest import settings_env
+from tests.integration.conftest import http_get, poll_until, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +35,6 @@ T = 1_700_000_000_000
 S = 1000
 V1, V2 = "1", "2"
 ModelCounts = dict[str, tuple[int, int, int, int, int]]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Service:
@@ -79,7 +70,7 @@ def settings(broker: tuple[str, str], tmp_path: Path) -> Settings:
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": servers, "broker_compat": compat,
         "topic_prefix": f"t{uuid.uuid4().hex[:10]}", "data_dir": tmp_path, "log_level": "INFO",
-        "feedback_port": _free_port(), "feedback_horizon_s": 60.0, "feedback_threshold": 0.5}
+        "feedback_port": free_port(), "feedback_horizon_s": 60.0, "feedback_threshold": 0.5}
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     ensure_topics(settings)
     return settings
@@ -101,33 +92,12 @@ def start(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Service]
         service.stop()
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def _wait(check: Callable[[], Any], what: str, service: Service,
-          timeout_s: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail on timeout or a dead service."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        service.alive()
-        try:
-            result = check()
-        except (urllib.error.URLError, ConnectionError):
-            result = None  # not listening yet
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.2)  # polling interval, not synchronisation
+def _wait(check: Callable[[], Any], what: str, service: Service) -> Any:
+    return poll_until(check, what, service.alive, timeout_s=60.0)
 
 
 def _performance(port: int) -> dict[str, Any]:
-    status, body = _get(f"http://127.0.0.1:{port}/performance")
+    status, body = http_get(f"http://127.0.0.1:{port}/performance")
     assert status == 200, body
     document: dict[str, Any] = json.loads(body)
     return document
@@ -201,7 +171,7 @@ def test_feedback_joins_labels_to_predictions_per_model_version(
 ) -> None:
     port = settings.feedback_port
     service = start("feedback")
-    _wait(lambda: _get(f"http://127.0.0.1:{port}/health")[0] == 200, "/health", service)
+    _wait(lambda: http_get(f"http://127.0.0.1:{port}/health")[0] == 200, "/health", service)
     publish = Publisher(settings)
 
     publish.predict(*A_PREDICTIONS, A_PREDICTIONS[1])  # and one duplicate
@@ -230,7 +200,7 @@ def test_feedback_joins_labels_to_predictions_per_model_version(
 
     # A new replica re-reads both topics from the beginning, in whatever interleaving the
     # broker serves them: the same counts.
-    replica_port = _free_port()
+    replica_port = free_port()
     replica = start("feedback", port=replica_port)
     replayed = _wait(_totals_reach(replica_port, predictions=11, labels=3, duplicates=2),
                      "the replica to replay the history", replica)
@@ -238,7 +208,7 @@ def test_feedback_joins_labels_to_predictions_per_model_version(
 
 
 def _assert_metrics(port: int) -> None:
-    status, text = _get(f"http://127.0.0.1:{port}/metrics")
+    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +12,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.broker import free_port
 from agents.codecs import codec
 from agents.producer import ReadingPublisher
 from agents.simulate import SimulationPlan, simulated_readings
 from assetwatch.settings import Settings
 from features.profiles import load_profile
-from tests.integration.conftest import WorkerProcess, collect
+from tests.integration.conftest import WorkerProcess, collect, http_get, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,44 +29,15 @@ BAD_JSON = b'{"asset_id": "cnc-001", "timestamp": "yesterday"}'
 POISON_REASONS = {"undecodable": 3, "schema_mismatch": 2, "unknown_asset_type": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def _scrape(base: str) -> Samples:
-    status, text = _get(f"{base}/metrics")
+    status, text = http_get(f"{base}/metrics")
     assert status == 200
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def _wait(check: Callable[[], Any], what: str, worker: WorkerProcess,
-          timeout_s: float = 90.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail on timeout or a dead worker."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if worker.process.poll() is not None:
-            pytest.fail(f"worker exited with {worker.process.returncode}:\n"
-                        f"{worker.log_text()[-4000:]}")
-        try:
-            result = check()
-        except (urllib.error.URLError, ConnectionError):
-            result = None  # the endpoint is not listening yet
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.2)  # polling interval, not synchronisation
+def _wait(check: Callable[[], Any], what: str, worker: WorkerProcess) -> Any:
+    return poll_until(check, what, worker.alive, timeout_s=90.0)
 
 
 def _poison(publisher: ReadingPublisher) -> None:
@@ -87,14 +56,14 @@ def test_metrics_and_health_account_for_every_reading(
     registered_models: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    settings = make_settings(profiles=("cnc",), metrics_port=_free_port())
+    settings = make_settings(profiles=("cnc",), metrics_port=free_port())
     base = f"http://127.0.0.1:{settings.metrics_port}"
     plan = SimulationPlan(assets=12, count=600, rate=1e9, seed=21)
     readings = list(simulated_readings(load_profile("cnc"), plan, threading.Event(), time.time))
     sent = len(readings) + sum(POISON_REASONS.values())
     worker = start_worker(settings)
-    _wait(lambda: _get(f"{base}/live")[0] == 200, "/live", worker)
-    _wait(lambda: _get(f"{base}/health")[0] == 200, "/health to say ready", worker)
+    _wait(lambda: http_get(f"{base}/live")[0] == 200, "/live", worker)
+    _wait(lambda: http_get(f"{base}/health")[0] == 200, "/health to say ready", worker)
 
     publisher = ReadingPublisher(settings)
     for reading in readings:
@@ -137,7 +106,7 @@ def test_metrics_and_health_account_for_every_reading(
     assert samples[("assetwatch_failure_probability_sum", ())] == pytest.approx(
         sum(p["failure_probability"] for p in predictions), rel=1e-9)
 
-    status, body = _get(f"{base}/health")
+    status, body = http_get(f"{base}/health")
     health = json.loads(body)
     assert status == 200, health
     assert health["status"] == "ready" and health["broker"]["state"] == "connected"
@@ -157,5 +126,5 @@ def test_metrics_and_health_account_for_every_reading(
         return fed <= lag.keys() and sum(lag.values()) == 0
 
     _wait(caught_up, "consumer lag 0 on every fed partition", worker)
-    (tmp_path / "metrics.txt").write_text(_get(f"{base}/metrics")[1])  # for a reader
-    (tmp_path / "health.json").write_text(_get(f"{base}/health")[1])
+    (tmp_path / "metrics.txt").write_text(http_get(f"{base}/metrics")[1])  # for a reader
+    (tmp_path / "health.json").write_text(http_get(f"{base}/health")[1])
