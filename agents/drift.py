@@ -40,7 +40,6 @@ class DriftAlerts:
             cooldown_s=settings.drift_cooldown_s,
         )
         self._drift: dict[str, tuple[tuple[str, str], ModelDrift | None]] = {}
-        self._raised: dict[str, set[str]] = {}
         self._codec = codec("DriftAlert")
 
     def observe(self, profile: str, model: ScoringModel, features: np.ndarray,
@@ -52,9 +51,7 @@ class DriftAlerts:
         events = drift.observe(features, scores.anomaly_score, scores.failure_probability,
                                event_ms)
         records = []
-        raised = self._raised.setdefault(profile, set())
         for event in events:
-            (raised.add if event.state == "RAISED" else raised.discard)(event.column)
             log.warning("drift %s: %s %s divergence %.3f (threshold %.3f) over %d rows",
                         event.state, model.name, event.column, event.divergence,
                         event.threshold, event.sample_count)
@@ -78,7 +75,7 @@ class DriftAlerts:
             names = drift.monitor.reference.names
             out[profile] = DriftStatus(
                 version, dict(zip(names, drift.monitor.latest.tolist(), strict=True)),
-                frozenset(self._raised.get(profile, ())))
+                drift.monitor.raised)
         return out
 
     def _drift_of(self, profile: str, model: ScoringModel) -> ModelDrift | None:
@@ -92,5 +89,4 @@ class DriftAlerts:
                         model.name, model.version)
         drift = None if reference is None else ModelDrift(reference, self._config)
         self._drift[profile] = (key, drift)
-        self._raised[profile] = set()
         return drift

@@ -72,6 +72,11 @@ class DriftMonitor:
         self.latest: np.ndarray | None = None
         """Divergence per column at the last evaluation (None before the window filled)."""
 
+    @property
+    def raised(self) -> frozenset[str]:
+        """The columns whose alert is raised now."""
+        return frozenset(self.reference.names[j] for j in self._raised)
+
     def observe(self, rows: np.ndarray, event_ms: np.ndarray) -> list[DriftEvent]:
         """Add ``rows`` (n, columns) with their event times; return the alert transitions."""
         events: list[DriftEvent] = []
