@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ASSETWATCH_DATA_DIR=/data
 
+# assetwatch/ links the root folders in (assetwatch.agents, ...); the wheel copies their files.
 # Install from a throwaway source folder: the package lands in site-packages and the
 # sources are removed, so nothing on the working directory shadows the installed copy.
 WORKDIR /src
@@ -16,6 +17,7 @@ COPY agents/ agents/
 COPY features/ features/
 COPY models/ models/
 COPY schemas/ schemas/
+COPY scoring/ scoring/
 RUN pip install --no-cache-dir . \
     && cd / && rm -rf /src
 

@@ -20,7 +20,7 @@ log = logging.getLogger("assetwatch")
 
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.demo import DemoOptions, run_demo
+    from assetwatch.agents.local.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         duration_s=args.duration, headless=args.headless, assets=args.assets,
@@ -32,8 +32,8 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.broker import start_broker
-    from agents.topics import ensure_topics
+    from assetwatch.agents.kafka.topics import ensure_topics
+    from assetwatch.agents.local.broker import start_broker
 
     with start_broker(args.port) as broker:
         local = settings.model_copy(update={
@@ -55,16 +55,16 @@ def _cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.worker import run_worker
+    from assetwatch.agents.worker.run import run_worker
 
     run_worker(settings)
     return 0
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.simulate import SimulationPlan, run_simulation
-    from agents.topics import ensure_topics
-    from features.profiles import load_profile
+    from assetwatch.agents.commands.simulate import SimulationPlan, run_simulation
+    from assetwatch.agents.kafka.topics import ensure_topics
+    from assetwatch.features.profiles import load_profile
 
     ensure_topics(settings)
     plan = SimulationPlan(
@@ -81,10 +81,10 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.producer import ReadingPublisher, publish
-    from agents.replay import csv_readings, read_csv_readings
-    from agents.topics import ensure_topics
-    from features.profiles import load_profile
+    from assetwatch.agents.commands.replay import csv_readings, read_csv_readings
+    from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+    from assetwatch.agents.kafka.topics import ensure_topics
+    from assetwatch.features.profiles import load_profile
 
     ensure_topics(settings)
     profile = load_profile(args.asset_type, settings.profiles_dir)
@@ -97,8 +97,8 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.codecs import to_json_safe
-    from agents.consumer import RecordReader
+    from assetwatch.agents.kafka.consumer import RecordReader
+    from assetwatch.schemas.codecs import to_json_safe
 
     shown = 0
     with RecordReader(settings, [args.topic]) as reader:
@@ -113,8 +113,15 @@ def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.deadletters import DeadLetter, Selection, format_line, replay, scan, to_json
-    from agents.topics import ensure_topics
+    from assetwatch.agents.commands.dlq import (
+        DeadLetter,
+        Selection,
+        format_line,
+        replay,
+        scan,
+        to_json,
+    )
+    from assetwatch.agents.kafka.topics import ensure_topics
 
     selection = Selection(frozenset(args.reason or ()), args.max)
     if args.replay:
@@ -149,9 +156,9 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
     """Move the served alias (promote or roll back), then tell every worker."""
-    from agents.lifecycle import announce
-    from agents.topics import ensure_topics
-    from models.registry import RegistryConfig, promote, rollback
+    from assetwatch.agents.kafka.topics import ensure_topics
+    from assetwatch.agents.worker.lifecycle import announce
+    from assetwatch.models.registry import RegistryConfig, promote, rollback
 
     config = RegistryConfig.from_settings(settings)
     move = promote(config, profile, version) if action == "PROMOTE" else rollback(config, profile)
@@ -172,8 +179,8 @@ def _cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_label(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.labels import label_record, parse_event_time, publish_label
-    from agents.topics import ensure_topics
+    from assetwatch.agents.commands.labels import label_record, parse_event_time, publish_label
+    from assetwatch.agents.kafka.topics import ensure_topics
 
     record = label_record(args.asset, args.failure, parse_event_time(args.at), args.note,
                           args.id)
@@ -185,7 +192,7 @@ def _cmd_label(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.feedback import run_feedback
+    from assetwatch.agents.feedback.service import run_feedback
 
     run_feedback(settings)
     return 0

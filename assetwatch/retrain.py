@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 
 from assetwatch.errors import ConfigError
+from assetwatch.features.profiles import load_profile
+from assetwatch.features.readings import LABEL, read_labelled_readings
+from assetwatch.models.registry import CHALLENGER, RegistryConfig, register
+from assetwatch.models.training import train_baseline
 from assetwatch.settings import Settings
-from features.profiles import load_profile
-from features.readings import LABEL, read_labelled_readings
-from models.registry import CHALLENGER, RegistryConfig, register
-from models.training import train_baseline
 
 log = logging.getLogger(__name__)
 

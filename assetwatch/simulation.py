@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from features.profiles import Profile
+from assetwatch.features.profiles import Profile
 
 LOAD_CYCLE_S = 600.0
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.profiles import Profile
-from features.state import NO_TIME, AssetState
+from assetwatch.features.profiles import Profile
+from assetwatch.features.state import NO_TIME, AssetState
 
 MIN_DENOMINATOR = 1e-9
 """Ratios and percentage changes over a smaller magnitude are 0.0, as over an exact zero.

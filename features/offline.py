@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.extractor import FeatureExtractor
-from features.profiles import Profile
-from features.state import AssetState
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.profiles import Profile
+from assetwatch.features.state import AssetState
 
 
 def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:

@@ -158,7 +158,7 @@ def load_profile(name: str, extra_dir: Path | None = None) -> Profile:
     if extra_dir is not None and (extra_dir / f"{name}.toml").is_file():
         path = extra_dir / f"{name}.toml"
         return _parse(name, path, str(path))
-    bundled = resources.files("features") / "profiles" / f"{name}.toml"
+    bundled = resources.files("assetwatch.features") / "profiles" / f"{name}.toml"
     if not bundled.is_file():
         raise ConfigError(f"no profile named {name!r}")
     return _parse(name, bundled, f"{name}.toml")

@@ -3,7 +3,7 @@
 The result has the columns the offline feature path expects (asset_id, timestamp in epoch
 ms, one per profile sensor) plus an integer 0/1 ``label``:
 
-    >>> from features.profiles import load_profile
+    >>> from assetwatch.features.profiles import load_profile
     >>> frame = pd.DataFrame({"datetime": ["2020-03-09 10:34:33"], "Accelerometer1RMS": [0.03],
     ...     "Accelerometer2RMS": [0.04], "Current": [0.9], "Pressure": [0.05],
     ...     "Temperature": [75.5], "Thermocouple": [25.8], "Voltage": [244.0],
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from assetwatch.errors import ConfigError
-from features.profiles import Profile
+from assetwatch.features.profiles import Profile
 
 log = logging.getLogger(__name__)
 

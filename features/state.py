@@ -6,8 +6,8 @@ from array import array
 from dataclasses import dataclass, field
 
 from assetwatch.errors import SerializationError
-from features.profiles import Profile
-from features.windows import BucketedWindow
+from assetwatch.features.profiles import Profile
+from assetwatch.features.windows import BucketedWindow
 
 _FORMAT_VERSION = 1.0
 """Bump when the layout of :meth:`AssetState.to_bytes` changes."""

@@ -1,6 +1,6 @@
 """Checks a decoded reading against its profile; a failure names the dead-letter reason.
 
-    >>> from features.profiles import load_profile
+    >>> from assetwatch.features.profiles import load_profile
     >>> profiles = {"cnc": load_profile("cnc")}
     >>> reading = {"asset_type": "cnc", "timestamp": 0, "sensors": {
     ...     "temperature": 60.0, "vibration": 2.0, "spindle_speed": 1500.0, "power": float("nan")}}
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from assetwatch.errors import InvalidReadingError
-from features.profiles import Profile
+from assetwatch.features.profiles import Profile
 
 
 def check_reading(

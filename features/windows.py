@@ -6,7 +6,7 @@ of event time. Readings arriving out of order land in their own bucket while it 
 window. Window totals are re-derived from the buckets whenever one expires, so no floating
 error accumulates from subtracting.
 
-    >>> from features.profiles import WindowSpec
+    >>> from assetwatch.features.profiles import WindowSpec
     >>> w = BucketedWindow(WindowSpec("5m", 300, 10, ("mean", "std", "min", "max")), k=1)
     >>> for ts, x in [(0, 1.0), (1_000, 3.0), (12_000, 5.0)]:
     ...     w.add(ts, (x,))
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from features.profiles import WindowSpec
+from assetwatch.features.profiles import WindowSpec
 
 
 class BucketedWindow:

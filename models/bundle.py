@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
-from models.compiled import INPUT, path_length_to_decision
-from models.reference import FeatureReference
+from assetwatch.models.compiled import INPUT, path_length_to_decision
+from assetwatch.models.reference import FeatureReference
 
 TOP_FEATURES = 3
 
@@ -39,9 +39,9 @@ class ModelBundle:
     feature_mean: np.ndarray
     feature_std: np.ndarray
     detector_onnx: bytes
-    """The detector compiled by :func:`models.compiled.isolation_forest_to_onnx`."""
+    """The detector compiled by :func:`assetwatch.models.compiled.isolation_forest_to_onnx`."""
     classifier_onnx: bytes
-    """The classifier compiled by :func:`models.compiled.classifier_to_onnx`."""
+    """The classifier compiled by :func:`assetwatch.models.compiled.classifier_to_onnx`."""
     reference: FeatureReference | None = None
     """Training distribution of the features and outputs (None in bundles trained before it)."""
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from assetwatch.errors import ModelRejectedError
-from features.extractor import FeatureExtractor
-from features.offline import compute_features
-from features.profiles import Profile
-from models.bundle import ScoringModel
-from models.training import synthetic_readings
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.training import synthetic_readings
 
 REFERENCE_ASSETS = 4
 REFERENCE_HOURS = 0.1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.reference import FeatureReference, js_divergence
+from assetwatch.models.reference import FeatureReference, js_divergence
 
 
 @dataclass(frozen=True)

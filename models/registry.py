@@ -36,9 +36,9 @@ from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 from mlflow.tracking import MlflowClient
 
 from assetwatch.errors import ModelUnavailableError
+from assetwatch.models.bundle import ModelBundle, ScoringModel
+from assetwatch.models.training import TrainingResult
 from assetwatch.settings import Settings
-from models.bundle import ModelBundle, ScoringModel
-from models.training import TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
 def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path
                  ) -> None:
     """Plots, the training reference and the search's trials, as artifacts of the active run."""
-    from models.plots import training_plots  # matplotlib loads only when a run is logged
+    from assetwatch.models.plots import training_plots  # matplotlib loads only when a run is logged
 
     bundle, validation = result.bundle, result.validation
     if validation is not None:

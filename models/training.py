@@ -20,14 +20,14 @@ from sklearn.metrics import (
 )
 
 from assetwatch.errors import ConfigError
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import BatchScores, ModelBundle
+from assetwatch.models.compiled import classifier_to_onnx, isolation_forest_to_onnx
+from assetwatch.models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
+from assetwatch.models.search import Trial, choose
 from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator
-from features.offline import compute_features
-from features.profiles import Profile
-from models.bundle import BatchScores, ModelBundle
-from models.compiled import classifier_to_onnx, isolation_forest_to_onnx
-from models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
-from models.search import Trial, choose
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def train_models(
 
     ``readings`` has asset_id, timestamp (ms), the profile's sensors and a 0/1 ``label``.
     With ``trials`` > 0 the classifier's hyper-parameters and the detector's contamination
-    are first searched on the validation split (:mod:`models.search`).
+    are first searched on the validation split (:mod:`assetwatch.models.search`).
     """
     started = time.perf_counter()
     log.info("computing %d features for %d readings", len(profile.feature_names), len(readings))

@@ -1,1 +1,1 @@
-"""Avro contracts (.avsc) of every record assetwatch reads or writes; loaded by agents.codecs."""
+"""Avro contracts (.avsc) of every record assetwatch reads or writes, and their codecs."""

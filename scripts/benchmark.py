@@ -25,14 +25,14 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from agents.broker import start_broker
-from agents.producer import ReadingPublisher, publish
-from agents.simulate import SimulationPlan, simulated_readings
-from agents.topics import ensure_topics
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.kafka.topics import ensure_topics
+from assetwatch.agents.local.broker import start_broker
+from assetwatch.features.profiles import load_profile
+from assetwatch.models.registry import RegistryConfig, register
+from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.settings import Settings
-from features.profiles import load_profile
-from models.registry import RegistryConfig, register
-from models.training import synthetic_readings, train_models
 
 
 def _output_counter(settings: Settings) -> Consumer:

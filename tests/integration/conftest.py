@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from agents.broker import start_broker
-from agents.consumer import Record, RecordReader
-from agents.topics import ensure_topics
+from assetwatch.agents.kafka.consumer import Record, RecordReader
+from assetwatch.agents.kafka.topics import ensure_topics
+from assetwatch.agents.local.broker import start_broker
+from assetwatch.features.profiles import load_profile
+from assetwatch.models.registry import RegistryConfig, register
+from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.settings import Settings
-from features.profiles import load_profile
-from models.registry import RegistryConfig, register
-from models.training import synthetic_readings, train_models
 
 pytestmark = pytest.mark.integration
 

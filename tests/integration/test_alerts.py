@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agents.consumer import Record
-from agents.producer import ReadingPublisher, publish
-from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.kafka.consumer import Record
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.features.profiles import load_profile
 from assetwatch.settings import Settings
-from features.profiles import load_profile
 from tests.integration.conftest import WorkerProcess, collect
 
 pytestmark = pytest.mark.integration

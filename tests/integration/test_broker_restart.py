@@ -22,18 +22,18 @@ import pandas as pd
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from agents.broker import EmbeddedBroker, start_broker
-from agents.codecs import decode_any
-from agents.consumer import Record
-from agents.producer import ReadingPublisher, publish
-from agents.seaweed import start_seaweedfs
-from agents.simulate import SimulationPlan
-from agents.topics import ensure_topics
+from assetwatch.agents.commands.simulate import SimulationPlan
+from assetwatch.agents.kafka.consumer import Record
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.kafka.topics import ensure_topics
+from assetwatch.agents.local.broker import EmbeddedBroker, start_broker
+from assetwatch.agents.local.seaweed import start_seaweedfs
 from assetwatch.errors import BrokerError
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import load_profile
+from assetwatch.models.registry import RegistryConfig, load_from_registry
+from assetwatch.schemas.codecs import decode_any
 from assetwatch.settings import Settings
-from features.offline import compute_features
-from features.profiles import load_profile
-from models.registry import RegistryConfig, load_from_registry
 from tests.integration.conftest import WorkerProcess, collect
 from tests.integration.test_failures import _all_predicted, _figures, _readings, _topics
 

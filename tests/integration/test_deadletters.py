@@ -12,13 +12,13 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from agents.codecs import codec
-from agents.deadletters import DeadLetterScan
-from agents.processor import BatchProcessor, Inbound
-from agents.producer import ReadingPublisher
+from assetwatch.agents.commands.dlq import DeadLetterScan
+from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.cli import main
+from assetwatch.features.profiles import load_profiles
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.processor import BatchProcessor, Inbound
 from assetwatch.settings import Settings
-from features.profiles import load_profiles
 from tests.integration.conftest import settings_env
 
 pytestmark = pytest.mark.integration

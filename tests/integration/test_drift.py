@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agents.consumer import Record
-from agents.producer import ReadingPublisher, publish
+from assetwatch.agents.kafka.consumer import Record
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.features.profiles import load_profile
 from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator
-from features.profiles import load_profile
 from tests.integration.conftest import WorkerProcess, collect
 
 pytestmark = pytest.mark.integration

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.codecs import codec
-from agents.consumer import Record
-from agents.producer import ReadingPublisher, publish
-from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.kafka.consumer import Record
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import load_profile
+from assetwatch.models.registry import RegistryConfig, load_from_registry
+from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
-from features.offline import compute_features
-from features.profiles import load_profile
-from models.registry import RegistryConfig, load_from_registry
 from tests.integration.conftest import WorkerProcess, collect, poll_until
 
 pytestmark = pytest.mark.integration

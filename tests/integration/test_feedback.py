@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import free_port
-from agents.codecs import codec
-from agents.labels import label_record
-from agents.producer import ReadingPublisher
-from agents.topics import ensure_topics
+from assetwatch.agents.commands.labels import label_record
+from assetwatch.agents.kafka.producer import ReadingPublisher
+from assetwatch.agents.kafka.topics import ensure_topics
+from assetwatch.agents.local.broker import free_port
+from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 from tests.integration.conftest import http_get, poll_until, settings_env
 

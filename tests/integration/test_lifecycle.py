@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from agents.consumer import Record, RecordReader
-from agents.lifecycle import announce
-from agents.producer import ReadingPublisher, publish
-from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.kafka.consumer import Record, RecordReader
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.worker.lifecycle import announce
 from assetwatch.cli import main
+from assetwatch.features.profiles import load_profile
+from assetwatch.models.registry import CHALLENGER, RegistryConfig, promote, register, rollback
+from assetwatch.models.training import TrainingResult, synthetic_readings, train_models
 from assetwatch.settings import Settings
-from features.profiles import load_profile
-from models.registry import CHALLENGER, RegistryConfig, promote, register, rollback
-from models.training import TrainingResult, synthetic_readings, train_models
 from tests.integration.conftest import WorkerProcess, collect, settings_env
 
 pytestmark = pytest.mark.integration

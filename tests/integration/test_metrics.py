@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import free_port
-from agents.codecs import codec
-from agents.producer import ReadingPublisher
-from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.kafka.producer import ReadingPublisher
+from assetwatch.agents.local.broker import free_port
+from assetwatch.features.profiles import load_profile
+from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
-from features.profiles import load_profile
 from tests.integration.conftest import WorkerProcess, collect, http_get, poll_until
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from assetwatch.features.profiles import Profile, load_profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.training import TrainingResult, synthetic_readings, train_models
 from assetwatch.settings import Settings
-from features.profiles import Profile, load_profile
-from models.bundle import ScoringModel
-from models.training import TrainingResult, synthetic_readings, train_models
 
 NOW_MS = 1_700_003_600_000
 """A whole second, so a clock returning ``NOW_MS / 1000`` gives back exactly NOW_MS."""

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.codecs import codec
-from agents.metrics import Metrics
-from agents.silence import SilenceWatch
+from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.models.alerts import AlertConfig, AssetAlertTracker
+from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
-from models.alerts import AlertConfig, AssetAlertTracker
 
 # Each step: (anomaly, failure probability); the expected transition after it, or None.
 Step = tuple[bool, float, str | None]
@@ -107,7 +107,7 @@ def test_assets_of_partitions_that_moved_away_are_not_reported(watch: Watch) -> 
 
 
 def test_asset_alert_records_round_trip() -> None:
-    from agents.alerts import asset_alert_record
+    from assetwatch.scoring.alerts import asset_alert_record
 
     record = asset_alert_record("SENSOR_SILENT", "RAISED", "WARNING", "cnc-001", "cnc", 5, 6)
     assert codec("AssetAlert").decode(codec("AssetAlert").encode(record)) == record

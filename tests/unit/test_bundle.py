@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.offline import compute_features
-from features.profiles import Profile
-from models.bundle import TOP_FEATURES, BatchScores, ModelBundle
-from models.training import TrainingResult, synthetic_readings
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import TOP_FEATURES, BatchScores, ModelBundle
+from assetwatch.models.training import TrainingResult, synthetic_readings
 
 
 @pytest.fixture(scope="module")

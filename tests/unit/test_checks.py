@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from assetwatch.errors import ModelRejectedError
-from features.profiles import Profile
-from models.bundle import ModelBundle, ScoringModel
-from models.checks import check_servable, reference_features
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ModelBundle, ScoringModel
+from assetwatch.models.checks import check_servable, reference_features
 
 
 @pytest.fixture(scope="module")

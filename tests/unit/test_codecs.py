@@ -9,8 +9,15 @@ from typing import Any
 import fastavro.schema
 import pytest
 
-from agents.codecs import HEADER_LEN, MAGIC, SCHEMA_FILES, codec, decode_any, to_json_safe
 from assetwatch.errors import SerializationError
+from assetwatch.schemas.codecs import (
+    HEADER_LEN,
+    MAGIC,
+    SCHEMA_FILES,
+    codec,
+    decode_any,
+    to_json_safe,
+)
 
 TS = 1_700_000_000_123
 
@@ -184,7 +191,7 @@ IDS = [f"{name}-{i}" for i, (name, _) in enumerate(RECORDS)]
 
 
 def _timestamp_fields(name: str) -> list[str]:
-    schema = json.loads((resources.files("schemas") / SCHEMA_FILES[name]).read_text())
+    schema = json.loads((resources.files("assetwatch.schemas") / SCHEMA_FILES[name]).read_text())
     return [
         f["name"]
         for f in schema["fields"]
@@ -396,7 +403,7 @@ def test_encode_rejects_records_off_the_schema(record: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("name", "filename"), SCHEMA_FILES.items())
 def test_avsc_files_parse_with_fastavro(name: str, filename: str) -> None:
-    with resources.as_file(resources.files("schemas") / filename) as path:
+    with resources.as_file(resources.files("assetwatch.schemas") / filename) as path:
         loaded = fastavro.schema.load_schema(str(path))
         parsed = fastavro.schema.parse_schema(json.loads(path.read_text()))
 

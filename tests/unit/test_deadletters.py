@@ -11,10 +11,17 @@ from typing import Any
 
 import pytest
 
-from agents.codecs import codec
-from agents.deadletters import DeadLetter, ScanReport, Selection, format_line, preview, to_json
+from assetwatch.agents.commands.dlq import (
+    DeadLetter,
+    ScanReport,
+    Selection,
+    format_line,
+    preview,
+    to_json,
+)
 from assetwatch.cli import build_parser
 from assetwatch.errors import SerializationError
+from assetwatch.schemas.codecs import codec
 
 AVRO_READING = codec("TelemetryReading").header + b"\x0ecnc-007"
 

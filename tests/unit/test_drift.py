@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.drift import DriftConfig, DriftMonitor, ModelDrift
-from models.reference import FeatureReference, js_divergence
+from assetwatch.models.drift import DriftConfig, DriftMonitor, ModelDrift
+from assetwatch.models.reference import FeatureReference, js_divergence
 
 NAMES = ("a", "b", "c")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents import seaweed
-from agents.broker import free_ports, start_broker
-from agents.seaweed import PORT_NAMES, start_seaweedfs
+from assetwatch.agents.local import seaweed
+from assetwatch.agents.local.broker import free_ports, start_broker
+from assetwatch.agents.local.seaweed import PORT_NAMES, start_seaweedfs
 from assetwatch.errors import BrokerError
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.replay import read_csv_readings
+from assetwatch.agents.commands.replay import read_csv_readings
 from assetwatch.errors import ConfigError, SerializationError
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.offline import compute_features
+from assetwatch.features.profiles import Profile, load_profile
+from assetwatch.features.state import AssetState
 from assetwatch.simulation import TelemetrySimulator
-from features.extractor import FeatureExtractor
-from features.offline import compute_features
-from features.profiles import Profile, load_profile
-from features.state import AssetState
 
 # The SKAB data lives in ../shared beside the checkout (ASSETWATCH_SHARED_DIR overrides).
 SHARED_DIR = Path(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-import models.feedback
-from models.feedback import (
+import assetwatch.models.feedback
+from assetwatch.models.feedback import (
     Confusion,
     FeedbackJoin,
     LabelEvent,
@@ -187,4 +187,4 @@ def test_bad_bounds_are_refused() -> None:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(models.feedback).failed == 0
+    assert doctest.testmod(assetwatch.models.feedback).failed == 0

@@ -12,13 +12,18 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.endpoint import MonitoringServer
-from agents.health import Health, unready_reasons
-from agents.metrics import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets, Metrics
-from agents.probe import FaustProbe, StreamStatus
-from agents.processor import BatchReport
+from assetwatch.agents.endpoint import MonitoringServer
+from assetwatch.agents.worker.health import Health, unready_reasons
+from assetwatch.agents.worker.metrics import (
+    FAILURE_PROBABILITY_BUCKETS,
+    LATENCY_BUCKETS_S,
+    Buckets,
+    Metrics,
+)
+from assetwatch.agents.worker.probe import FaustProbe, StreamStatus
 from assetwatch.errors import ConfigError
-from models.bundle import ScoringModel
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.scoring.processor import BatchReport
 
 READY = StreamStatus("connected", partitions=(0, 1, 2), lag={0: 0, 1: 3})
 

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.codecs import codec
-from agents.metrics import (
+from assetwatch.agents.worker.metrics import (
     FAILURE_PROBABILITY_BUCKETS,
     LATENCY_BUCKETS_S,
     Buckets,
     Metrics,
     bucketize,
 )
-from agents.processor import BatchProcessor, BatchReport, Inbound
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
 from assetwatch.settings import Settings
-from features.profiles import Profile
-from models.bundle import ScoringModel
 
 LATENCY = "assetwatch_prediction_latency_seconds"
 

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-import agents.labels
-from agents.codecs import codec
-from agents.endpoint import MonitoringServer
-from agents.labels import label_record, parse_event_time
-from agents.performance import FeedbackCollector, FeedbackConfig, FeedbackView
+import assetwatch.agents.commands.labels
+from assetwatch.agents.commands.labels import label_record, parse_event_time
+from assetwatch.agents.endpoint import MonitoringServer
+from assetwatch.agents.feedback.performance import FeedbackCollector, FeedbackConfig, FeedbackView
 from assetwatch.errors import ConfigError
+from assetwatch.schemas.codecs import codec
 
 T = 1_700_000_000_000
 
@@ -149,4 +149,4 @@ def test_a_bad_event_time_is_a_config_error() -> None:
 
 
 def test_label_doctests() -> None:
-    assert doctest.testmod(agents.labels).failed == 0
+    assert doctest.testmod(assetwatch.agents.commands.labels).failed == 0

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.codecs import codec
-from agents.prediction_writer import check_schema, encode_prediction
 from assetwatch.errors import SerializationError
+from assetwatch.schemas.codecs import codec
+from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 
 PREDICTION = codec("Prediction")
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from agents.codecs import codec
-from agents.processor import BatchProcessor, Inbound, Outcome
 from assetwatch.errors import ModelUnavailableError
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
 from assetwatch.settings import Settings
-from features.profiles import Profile
-from models.bundle import ScoringModel
 
 Reading = dict[str, Any]
 TOPIC = "assetwatch.telemetry"

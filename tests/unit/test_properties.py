@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agents.codecs import MAGIC, codec, decode_any
-from agents.processor import BatchProcessor, Inbound, Outcome
 from assetwatch.errors import SerializationError
+from assetwatch.features.profiles import Profile, load_profiles
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.training import synthetic_readings, train_models
+from assetwatch.schemas.codecs import MAGIC, codec, decode_any
+from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
 from assetwatch.settings import Settings
-from features.profiles import Profile, load_profiles
-from models.bundle import ScoringModel
-from models.training import synthetic_readings, train_models
 
 Reading = dict[str, Any]
 NOW_MS = 1_700_003_600_000

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assetwatch.errors import ModelUnavailableError
-from models.registry import (
+from assetwatch.models.registry import (
     CHALLENGER,
     RegistryConfig,
     load_from_registry,
@@ -17,7 +17,7 @@ from models.registry import (
     rollback,
     served_version,
 )
-from models.training import TrainingResult
+from assetwatch.models.training import TrainingResult
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.codecs import codec
-from agents.processor import BatchProcessor, Inbound
-from agents.shadow import ShadowStats
-from agents.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.training import synthetic_readings, train_models
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.shadow import ShadowStats
 from assetwatch.settings import Settings
-from features.profiles import Profile
-from models.bundle import ScoringModel
-from models.training import synthetic_readings, train_models
 
 
 @pytest.fixture(scope="module")

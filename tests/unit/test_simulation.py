@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from assetwatch.features.profiles import Profile
 from assetwatch.simulation import TelemetrySimulator
-from features.profiles import Profile
 
 START_MS = 1_700_000_000_000
 

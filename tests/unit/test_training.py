@@ -16,15 +16,13 @@ import pytest
 from mlflow.models import get_model_info
 from mlflow.tracking import MlflowClient
 
-import features.readings
+import assetwatch.features.readings
 from assetwatch import cli
 from assetwatch.errors import ConfigError
-from assetwatch.retrain import TrainRequest, run_training
-from assetwatch.settings import Settings
-from features.profiles import Profile
-from features.readings import read_labelled_readings
-from models.reference import FeatureReference
-from models.registry import (
+from assetwatch.features.profiles import Profile
+from assetwatch.features.readings import read_labelled_readings
+from assetwatch.models.reference import FeatureReference
+from assetwatch.models.registry import (
     CHALLENGER,
     PLOTS_DIR,
     REFERENCE_FILE,
@@ -32,8 +30,10 @@ from models.registry import (
     RegistryConfig,
     register,
 )
-from models.search import CONTAMINATIONS
-from models.training import TrainingResult, time_split, train_models
+from assetwatch.models.search import CONTAMINATIONS
+from assetwatch.models.training import TrainingResult, time_split, train_models
+from assetwatch.retrain import TrainRequest, run_training
+from assetwatch.settings import Settings
 
 # The SKAB data lives in ../shared beside the checkout (ASSETWATCH_SHARED_DIR overrides).
 SHARED_DIR = Path(
@@ -70,7 +70,7 @@ def searched(skab_csv: Path, pump: Profile) -> TrainingResult:
 
 
 def test_reading_helpers_doctest() -> None:
-    assert doctest.testmod(features.readings).failed == 0
+    assert doctest.testmod(assetwatch.features.readings).failed == 0
 
 
 def test_skab_csv_reads_with_its_anomaly_column_as_labels(skab_csv: Path, pump: Profile) -> None:

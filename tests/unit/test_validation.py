@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from assetwatch.errors import InvalidReadingError
-from features.profiles import Profile, load_profiles
-from features.validation import check_reading
+from assetwatch.features.profiles import Profile, load_profiles
+from assetwatch.features.validation import check_reading
 
 MAX_FUTURE_MS = 300_000
 Reading = dict[str, Any]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.profiles import WindowSpec
-from features.windows import BucketedWindow
+from assetwatch.features.profiles import WindowSpec
+from assetwatch.features.windows import BucketedWindow
 
 FULL = WindowSpec("50s", length_s=50, bucket_s=10, stats=("mean", "std", "min", "max"))
 """Five buckets of ten seconds: the window is bucket indices (head - 5, head]."""

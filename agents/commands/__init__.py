@@ -1,0 +1,1 @@
+"""CLI verbs that talk to the broker: dead letters, replay, simulate, labels."""

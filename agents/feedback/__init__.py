@@ -1,0 +1,1 @@
+"""The label feedback service: joins maintenance labels to predictions, serves precision/recall."""

@@ -1,0 +1,1 @@
+"""Kafka clients outside Faust (confluent-kafka): topics, publishers, readers."""

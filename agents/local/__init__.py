@@ -1,0 +1,1 @@
+"""The embedded local stack: tansu broker, SeaweedFS storage, and the demo."""

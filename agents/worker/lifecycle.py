@@ -1,0 +1,270 @@
+"""Model lifecycle on the broker: announce alias moves, keep every worker's models current.
+
+A ``ModelUpdate`` must reach every worker, so it is not consumed in the workers' group (which
+would hand it to one of them): each worker reads the model-updates topic on its own, from
+the end, with no group membership. An update only triggers a look at the registry, which
+stays the source of truth: a repeated, stale or reordered update cannot make a worker serve
+the wrong version, and a periodic look catches an update a worker missed.
+
+A new version is loaded and checked off the event loop (:func:`models.checks.check_servable`),
+then handed to the scorer, which swaps it in between two micro-batches. A version that fails
+is never served: the worker keeps the current one, logs why and publishes an
+``OperatorAlert``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.scoring import Scorer
+from assetwatch.errors import BrokerError, SerializationError
+from assetwatch.features.profiles import Profile
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.checks import check_servable, reference_features
+from assetwatch.models.registry import (
+    CHALLENGER,
+    AliasMove,
+    RegistryConfig,
+    load_version,
+    served_version,
+)
+from assetwatch.schemas.codecs import codec
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+METADATA_TIMEOUT_S = 10.0
+POLL_S = 0.5
+
+
+def announce(settings: Settings, move: AliasMove, action: str) -> None:
+    """Publish the ``ModelUpdate`` for ``move`` (action PROMOTE or ROLLBACK) and wait for it."""
+    producer = Producer({**settings.kafka_client_config(), "acks": "all"})
+    record = {
+        "model_name": move.name, "alias": move.alias, "version": move.version,
+        "previous_version": move.previous, "action": action,
+        "issued_timestamp": int(time.time() * 1000),
+    }
+    producer.produce(settings.model_updates_topic, codec("ModelUpdate").encode(record),
+                     move.name.encode())
+    if producer.flush(METADATA_TIMEOUT_S):
+        raise BrokerError(f"the model update for {move.name} was not acknowledged")
+
+
+class UpdateFeed:
+    """A thread reading the model-updates topic from its end, outside any consumer group.
+
+    The end is taken as the high watermark when the feed opens; ``ready`` is set once it is,
+    so a registry look after ``ready`` covers every update the feed will not see.
+    """
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop,
+                 queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._settings, self._loop, self._queue = settings, loop, queue
+        self.ready = asyncio.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _consumer(self) -> Consumer:
+        topic = self._settings.model_updates_topic
+        consumer = Consumer({
+            **self._settings.kafka_client_config(),
+            "group.id": f"{self._settings.app_id}-model-updates-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        })
+        try:
+            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise BrokerError(f"topic {topic} is missing; run ensure_topics first")
+            starts = []
+            for partition in metadata.partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
+                starts.append(TopicPartition(topic, partition, max(int(high) - 1, 0)))
+        except BaseException:
+            consumer.close()
+            raise
+        # One record before the end: tansu may report the end one batch short, and reading
+        # an update twice is harmless.
+        consumer.assign(starts)
+        return consumer
+
+    def _run(self) -> None:
+        try:
+            consumer = self._consumer()
+        except Exception:
+            log.exception("cannot read model updates: relying on the periodic registry check")
+            return
+        finally:
+            self._loop.call_soon_threadsafe(self.ready.set)
+        decode = codec("ModelUpdate").decode
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(POLL_S)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("model updates: %s", error)
+                    continue
+                try:
+                    update = decode(message.value() or b"")
+                except SerializationError as exc:
+                    log.warning("skipping an unreadable model update: %s", exc)
+                    continue
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, update)
+        finally:
+            consumer.close()
+
+
+class ModelWatcher:
+    """Keeps the scorer's model for every profile at the version the registry alias names."""
+
+    def __init__(self, settings: Settings, profiles: Mapping[str, Profile], scorer: Scorer,
+                 served: MutableMapping[str, ScoringModel], metrics: Metrics) -> None:
+        self._settings = settings
+        self._registry = RegistryConfig.from_settings(settings)
+        self._profiles = dict(profiles)
+        self._by_model_name = {self._registry.model_name(p): p for p in profiles}
+        self._scorer = scorer
+        self._served = served
+        self._metrics = metrics
+        self._references: dict[str, np.ndarray] = {}
+        self._rejected: set[tuple[str, str]] = set()
+        self._shadows: dict[str, ScoringModel] = {}
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._alerts = Producer({**settings.kafka_client_config(), "linger.ms": 5})
+
+    async def run(self) -> None:
+        """Until cancelled: react to model updates, and look at the registry periodically."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        feed = UpdateFeed(self._settings, asyncio.get_running_loop(), queue)
+        feed.start()
+        interval = self._settings.model_check_interval_s
+        try:
+            await feed.ready.wait()
+            for profile in self._profiles:  # whatever moved before the feed was reading
+                await self.refresh(profile)
+            while True:
+                try:
+                    update = await asyncio.wait_for(queue.get(), interval)
+                except TimeoutError:
+                    due = list(self._profiles)
+                else:
+                    due = self._profiles_named_by(update)
+                for profile in due:
+                    await self.refresh(profile)
+        finally:
+            feed.stop()
+            self._alerts.flush(1.0)
+
+    def _profiles_named_by(self, update: Mapping[str, Any]) -> list[str]:
+        profile = self._by_model_name.get(update["model_name"])
+        if profile is None:
+            return []
+        log.info("model update: %s@%s -> %s (%s)", update["model_name"], update["alias"],
+                 update["version"], update["action"])
+        return [profile]
+
+    async def refresh(self, profile: str) -> None:
+        """Serve the version the alias names now, if it differs and passes the checks; with
+        shadow scoring on, shadow-score with the ``@challenger`` likewise."""
+        try:
+            version = await asyncio.to_thread(served_version, self._registry, profile)
+            challenger = (await asyncio.to_thread(served_version, self._registry, profile,
+                                                  CHALLENGER)
+                          if self._settings.shadow_scoring else None)
+        except Exception as exc:  # an unreachable registry must not stop serving
+            log.warning("registry check for %s failed, keeping the current model: %s",
+                        profile, exc)
+            return
+        await self._refresh_champion(profile, version)
+        if self._settings.shadow_scoring:
+            await self._refresh_shadow(profile, challenger)
+
+    async def _refresh_shadow(self, profile: str, version: str | None) -> None:
+        current = self._shadows.get(profile)
+        if version == self._served[profile].version:
+            version = None  # the challenger was promoted: nothing to compare with
+        if version == (None if current is None else current.version):
+            return
+        model = None
+        if version is not None and (profile, version) not in self._rejected:
+            try:
+                model = await asyncio.to_thread(self._load_checked, profile, version)
+            except Exception as exc:  # a broken challenger is not shadow-scored either
+                self._rejected.add((profile, version))
+                self._metrics.rejected(profile)
+                log.error("rejected challenger %s version %s: %s",
+                          self._served[profile].name, version, exc)
+        if model is None and current is None:
+            return
+        await self._scorer.shadow(profile, model)
+        if model is None:
+            self._shadows.pop(profile, None)
+            log.info("shadow scoring of %s stopped", profile)
+        else:
+            self._shadows[profile] = model
+            log.info("shadow scoring %s with %s version %s", profile, model.name, version)
+
+    async def _refresh_champion(self, profile: str, version: str | None) -> None:
+        current = self._served[profile]
+        if version is None or version == current.version:
+            return
+        if (profile, version) in self._rejected:
+            return
+        try:
+            model = await asyncio.to_thread(self._load_checked, profile, version)
+        except Exception as exc:  # whatever is wrong with it, it is not served
+            self._rejected.add((profile, version))
+            self._metrics.rejected(profile)
+            log.error("rejected %s version %s, still serving %s: %s",
+                      current.name, version, current.version, exc)
+            self._alert("MODEL_REJECTED", current.name, version, current.version, str(exc))
+            return
+        await self._scorer.swap(model)
+        self._served[profile] = model
+        self._metrics.swapped(model)
+        log.info("now serving %s version %s (was %s)", model.name, version, current.version)
+        self._alert("MODEL_SWAPPED", model.name, version, version,
+                    f"swapped in for version {current.version}")
+
+    def _load_checked(self, profile: str, version: str) -> ScoringModel:
+        model = load_version(self._registry, profile, version)
+        if profile not in self._references:
+            self._references[profile] = reference_features(self._profiles[profile])
+        check_servable(model, self._profiles[profile], self._references[profile])
+        return model
+
+    def _alert(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
+        record = {
+            "alert_id": f"{self._worker}-{uuid.uuid4().hex[:12]}", "kind": kind,
+            "worker": self._worker, "model_name": name, "version": version,
+            "serving_version": serving, "reason": reason,
+            "issued_timestamp": int(time.time() * 1000),
+        }
+        try:
+            self._alerts.produce(self._settings.operator_alerts_topic,
+                                 codec("OperatorAlert").encode(record), name.encode())
+            self._alerts.poll(0)
+        except (BufferError, SerializationError) as exc:
+            log.error("could not publish the %s alert: %s", kind, exc)

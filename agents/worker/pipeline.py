@@ -1,0 +1,93 @@
+"""The telemetry agent's loop: micro-batches taken from the agent's channel queue.
+
+Faust's conductor keeps filling the queue while a batch is scored (in the scoring helper).
+A batch's events are acked only after its outputs are delivered (by the scorer) and its
+states written: a crash can repeat a reading's prediction, never lose it, and a state never
+holds a reading whose output is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from faust.types import EventT
+
+from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.scoring import Scorer
+from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.scoring.processor import BatchReport, Inbound
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Events = list[EventT[bytes]]
+
+
+async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
+    """Up to ``max_events`` events: wait for one, then take what arrives within the bound."""
+    events = [await queue.get()]
+    deadline = time.monotonic() + max_wait_s
+    while len(events) < max_events:
+        if not queue.empty():
+            events.append(queue.get_nowait())
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            events.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return events
+
+
+class BatchPipeline:
+    """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
+
+    def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
+                 silence: SilenceWatch | None = None) -> None:
+        self._settings = settings
+        self._scorer = scorer
+        self._table = table
+        self._metrics = metrics
+        self._silence = silence
+
+    async def run(self, queue: Any) -> None:
+        """Until the app stops (the queue raises StopAsyncIteration)."""
+        settings = self._settings
+        while True:
+            try:
+                events = await next_batch(
+                    queue, settings.batch_max_events, settings.batch_max_wait_s
+                )
+            except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
+                return
+            started = time.perf_counter()
+            report = await self._score(events)
+            await self._finish(events, report)
+            self._metrics.record_batch(len(events), report, time.perf_counter() - started)
+            if self._silence is not None:
+                self._silence.seen(report.seen)
+
+    async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
+        batch = [
+            Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
+                    e.message.offset)
+            for e in events
+        ]
+        return await self._scorer.process(batch, self._table.data.get)
+
+    async def _finish(self, events: Sequence[EventT[bytes]], report: BatchReport) -> None:
+        """With the outputs delivered: write the states, then ack the events."""
+        for asset, (partition, raw) in report.states.items():
+            self._table.data[asset] = raw
+            self._table.send_changelog(partition, asset, raw)
+        for event in events:
+            event.ack()
+        if report.dead_letters:
+            log.info("batch of %d: %d dead letters (%s)", len(events),
+                     sum(report.dead_letters.values()), ", ".join(sorted(report.dead_letters)))

@@ -1,0 +1,114 @@
+"""SENSOR_SILENT alerts: an asset of this worker's partitions that stopped reporting.
+
+Silence is about arrival, so it is measured on the worker's monotonic clock, not event
+time. Only assets whose telemetry partition this worker holds are watched: an asset whose
+partition moved to another worker in a rebalance is forgotten here, not reported silent.
+One RAISED record per silence, one RECOVERED record when the asset reports again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Producer
+
+from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.alerts import asset_alert_record
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[bytes, bytes], None]
+"""Publishes one encoded alert: (key, value)."""
+
+Seen = Mapping[str, tuple[int, str, int]]
+"""asset id -> (telemetry partition, asset type, event time in ms of its latest reading)."""
+
+
+@dataclass
+class _Asset:
+    partition: int
+    asset_type: str
+    event_ms: int
+    arrived: float
+
+
+class SilenceWatch:
+    """Tracks when each asset last reported; raises and clears SENSOR_SILENT alerts."""
+
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._settings, self._metrics = settings, metrics
+        self._after_s = settings.silence_after_s
+        self._clock, self._wall = clock, wall
+        self._assets: dict[str, _Asset] = {}
+        self._silent: set[str] = set()
+        self._assigned: Callable[[], set[int]] | None = None
+        self._send: Send | None = None
+        self._codec = codec("AssetAlert")
+
+    def attach(self, assigned: Callable[[], set[int]], send: Send | None = None) -> None:
+        """Where to ask for the telemetry partitions this worker holds now, and how to send
+        an alert (default: a producer to the asset-alerts topic)."""
+        self._assigned = assigned
+        if send is None:
+            producer = Producer({**self._settings.kafka_client_config(), "linger.ms": 5})
+            topic = self._settings.asset_alerts_topic
+
+            def send(key: bytes, value: bytes) -> None:
+                producer.produce(topic, value, key)
+                producer.poll(0)
+
+        self._send = send
+
+    def seen(self, seen: Seen) -> None:
+        """Assets of a processed batch (once per batch)."""
+        now = self._clock()
+        for asset, (partition, asset_type, event_ms) in seen.items():
+            if asset in self._silent:
+                self._silent.discard(asset)
+                self._publish("RECOVERED", "INFO", asset, asset_type, event_ms)
+            self._assets[asset] = _Asset(partition, asset_type, event_ms, now)
+
+    def check(self) -> list[str]:
+        """Raise for assets silent longer than ``silence_after_s``; return them."""
+        if self._assigned is None or not self._after_s:
+            return []
+        assigned = self._assigned()
+        now = self._clock()
+        raised = []
+        for asset, state in list(self._assets.items()):
+            if state.partition not in assigned:
+                del self._assets[asset]  # its partition moved away: not ours to watch
+                self._silent.discard(asset)
+            elif asset not in self._silent and now - state.arrived > self._after_s:
+                self._silent.add(asset)
+                raised.append(asset)
+                self._publish("RAISED", "WARNING", asset, state.asset_type, state.event_ms)
+        return raised
+
+    async def run(self) -> None:
+        """Check periodically (a quarter of the silence time, at most every 5 s)."""
+        if not self._after_s:
+            return
+        period = min(self._after_s / 4, 5.0)
+        while True:
+            await asyncio.sleep(period)  # a timer, not a wait for some other work
+            self.check()
+
+    def _publish(self, state: str, severity: str, asset: str, asset_type: str,
+                 event_ms: int) -> None:
+        log.warning("asset %s: sensor silent %s", asset, state.lower())
+        record: dict[str, Any] = asset_alert_record(
+            "SENSOR_SILENT", state, severity, asset, asset_type, event_ms,
+            int(self._wall() * 1000))
+        self._metrics.asset_alert()
+        if self._send is not None:
+            self._send(asset.encode(), self._codec.encode(record))

@@ -1,0 +1,178 @@
+"""Avro codecs for the contracts in ``schemas/``, parsed once.
+
+Wire format: Avro single-object encoding (``C3 01`` + the schema's 8-byte CRC-64-AVRO
+fingerprint + the binary body), so a reader can tell a record's schema from its bytes.
+Telemetry may also arrive as a JSON object of the same fields, for producers without Avro.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.validation import validate
+
+from assetwatch.errors import SerializationError
+
+MAGIC = b"\xc3\x01"
+HEADER_LEN = 10
+SCHEMA_FILES = {
+    "TelemetryReading": "telemetry_reading.avsc",
+    "Prediction": "prediction.avsc",
+    "DeadLetter": "dead_letter.avsc",
+    "DriftAlert": "drift_alert.avsc",
+    "ModelUpdate": "model_update.avsc",
+    "OperatorAlert": "operator_alert.avsc",
+    "MaintenanceLabel": "maintenance_label.avsc",
+    "AssetAlert": "asset_alert.avsc",
+}
+
+
+def _strip_logical_types(node: Any) -> Any:
+    """The same schema without logicalType: timestamps read as epoch-millis ints, not datetimes."""
+    if isinstance(node, dict):
+        return {k: _strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
+    if isinstance(node, list):
+        return [_strip_logical_types(v) for v in node]
+    return node
+
+
+class AvroCodec:
+    """Encode and decode one record type; timestamps are epoch milliseconds both ways."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.name: str = schema["name"]
+        self.schema = parse_schema(copy.deepcopy(schema))
+        self._raw = parse_schema(_strip_logical_types(schema))
+        canonical = to_parsing_canonical_form(self.schema)
+        self.header = MAGIC + bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self.header)
+        try:
+            fastavro.schemaless_writer(buffer, self._raw, record, strict=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SerializationError(f"{self.name}: {exc}") from exc
+        return buffer.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        if not data.startswith(self.header):
+            raise SerializationError(f"not a {self.name} record (unknown header {data[:10]!r})")
+        body = io.BytesIO(data[HEADER_LEN:])
+        try:
+            record = fastavro.schemaless_reader(body, self._raw, None)
+        except (EOFError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
+            raise SerializationError(f"{self.name}: truncated or corrupt body: {exc}") from exc
+        if not isinstance(record, dict):  # every contract is a record; this narrows the type
+            raise SerializationError(f"{self.name}: body is not a record")
+        if body.tell() != len(data) - HEADER_LEN:
+            # A body followed by more bytes is not one record: a concatenation or a framing bug.
+            raise SerializationError(
+                f"{self.name}: {len(data) - HEADER_LEN - body.tell()} trailing bytes after the body"
+            )
+        return record
+
+    def decode_json(self, data: bytes) -> dict[str, Any]:
+        """A JSON object with this record's fields, checked against the schema."""
+        try:
+            record = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad JSON, bad UTF-8 and integers too long to convert;
+            # RecursionError, arrays or objects nested deeper than the interpreter's stack.
+            raise SerializationError(f"{self.name}: not JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise SerializationError(f"{self.name}: JSON value is not an object")
+        try:
+            validate(record, self._raw, raise_errors=True)
+        except fastavro.validation.ValidationError as exc:
+            raise SerializationError(f"{self.name}: fields do not match the schema: {exc}") from exc
+        if _may_hold_surrogates(data):
+            # After validation, so the walk is only as deep as the schema.
+            where = _not_utf8(record)
+            if where is not None:
+                raise SerializationError(
+                    f"{self.name}: string at ${where} is not UTF-8 text (it holds a lone surrogate)"
+                )
+        return record
+
+
+def _may_hold_surrogates(data: bytes) -> bool:
+    """False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
+
+    json.loads decodes UTF-8, -16 or -32 with 'surrogatepass', so a surrogate needs a non-ASCII
+    byte (raw, in a BOM or in a code unit >= 0xD800) or a \\u escape, whose backslash is a
+    0x5C byte in all three encodings.
+    """
+    return not data.isascii() or b"\\" in data
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str holding lone surrogates, which JSON's \\uD800 escapes can produce."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_utf8(node: Any) -> str | None:
+    """Where the first string (value or key) of decoded JSON cannot be UTF-8 encoded, or None.
+
+    The path is built only on the way back from a failure, so a clean record costs no strings.
+    """
+    if isinstance(node, str):
+        return None if _is_utf8(node) else ""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not _is_utf8(key):
+                return f" (the key {key!r})"
+            where = _not_utf8(value)
+            if where is not None:
+                return f".{key}{where}"
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            where = _not_utf8(value)
+            if where is not None:
+                return f"[{i}]{where}"
+    return None
+
+
+@cache
+def codec(name: str) -> AvroCodec:
+    """The codec of a contract by record name (parsed on first use, then shared)."""
+    text = (resources.files("assetwatch.schemas") / SCHEMA_FILES[name]).read_text()
+    return AvroCodec(json.loads(text))
+
+
+def to_json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """A decoded record made printable: bytes as latin-1 text, non-finite floats as strings."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, bytes):
+            out[key] = value.decode("latin-1")
+        elif isinstance(value, float) and not math.isfinite(value):
+            out[key] = str(value)
+        elif isinstance(value, dict):
+            out[key] = to_json_safe(value)
+        else:
+            out[key] = value
+    return out
+
+
+def decode_any(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Record name and fields of any assetwatch record, told apart by its fingerprint."""
+    for name in SCHEMA_FILES:
+        candidate = codec(name)
+        if data.startswith(candidate.header):
+            return name, candidate.decode(data)
+    raise SerializationError(f"no assetwatch schema has header {data[:HEADER_LEN]!r}")

@@ -1,0 +1,82 @@
+"""A direct Avro binary writer for the ``Prediction`` contract, the hot path's record type.
+
+fastavro's ``schemaless_writer`` costs ~20 µs a Prediction on this machine: ~3.5 µs of call
+overhead and ~3 µs for each nested ``FeatureContribution``. Every reading is encoded once as
+a Prediction, in the scoring process that bounds a worker's throughput, so this writer
+encodes exactly that schema by hand. It produces the same bytes as fastavro (tested on
+generated records), and :func:`check_schema` refuses a changed ``prediction.avsc`` (its
+fingerprint is pinned), so the two cannot silently drift apart. Everything else, decoding
+included, stays with fastavro.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from assetwatch.errors import SerializationError
+
+PINNED_FINGERPRINT = bytes.fromhex("d6b69d8e697087ee")
+"""CRC-64-AVRO fingerprint of the Prediction schema this writer encodes."""
+
+_pack_double = struct.Struct("<d").pack
+_SMALL = [bytes([n << 1]) for n in range(64)]
+"""Zigzag varints of 0..63: one byte each (lengths and counts are mostly these)."""
+
+
+def _long(n: int) -> bytes:
+    if 0 <= n < 64:
+        return _SMALL[n]
+    if not -(2**63) <= n < 2**63:
+        raise SerializationError(f"Prediction: {n} does not fit an Avro long")
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return _long(len(data)) + data
+
+
+_name = lru_cache(maxsize=8192)(_string)
+"""Asset ids, types, model names and versions, feature names: a few thousand, repeated."""
+_stamp = lru_cache(maxsize=64)(_long)
+"""Processing times: one per batch."""
+
+
+def encode_prediction(header: bytes, record: Mapping[str, Any]) -> bytes:
+    """``header`` (single-object encoding) and the Avro body of a Prediction ``record``."""
+    try:
+        parts = [
+            header, _name(record["asset_id"]), _name(record["asset_type"]),
+            _string(record["event_id"]), _long(record["event_timestamp"]),
+            _stamp(record["processed_timestamp"]), _pack_double(record["anomaly_score"]),
+            b"\x01" if record["is_anomaly"] else b"\x00",
+            _pack_double(record["failure_probability"]), _name(record["model_name"]),
+            _name(record["model_version"]),
+        ]
+        top = record["top_features"]
+        if top:
+            parts.append(_long(len(top)))
+            for feature in top:
+                parts += (_name(feature["name"]), _pack_double(feature["value"]),
+                          _pack_double(feature["z_score"]))
+        parts.append(b"\x00")
+    except (KeyError, TypeError, AttributeError, struct.error, UnicodeEncodeError) as exc:
+        raise SerializationError(f"Prediction: {exc!r}") from exc
+    return b"".join(parts)
+
+
+def check_schema(header: bytes) -> None:
+    """Raise unless ``header`` carries the fingerprint of the schema this writer encodes."""
+    if header[2:] != PINNED_FINGERPRINT:
+        raise SerializationError(
+            "schemas/prediction.avsc changed: update schemas/prediction_writer.py to match it "
+            f"and pin the new fingerprint {header[2:].hex()}")

@@ -1,0 +1,57 @@
+"""``AssetAlert`` records for subscribers (no I/O: they are published with the batch).
+
+Failure-risk alerts follow :class:`models.alerts.AssetAlertTracker` (k of the last n readings
+flagged, a cool-down, a RECOVERED record). The tracker lives in the process that scores, so
+an asset's last n readings start afresh after a restart or when its partition moves to
+another worker. Silent sensors are watched by the worker itself (:mod:`agents.worker.silence`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from assetwatch.models.alerts import AlertConfig, AssetAlertTracker
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.schemas.codecs import codec
+from assetwatch.settings import Settings
+
+
+def asset_alert_record(kind: str, state: str, severity: str, asset_id: str, asset_type: str,
+                       event_ms: int, issued_ms: int, **details: Any) -> dict[str, Any]:
+    """An AssetAlert record; ``details`` fills flagged/window/probability/features/model."""
+    return {
+        "alert_id": f"{asset_id}-{kind}-{state}-{event_ms}", "kind": kind, "state": state,
+        "severity": severity, "asset_id": asset_id, "asset_type": asset_type,
+        "flagged": 0, "window": 0, "failure_probability": 0.0, "contributing_features": [],
+        "model_name": None, "model_version": None, **details,
+        "event_timestamp": event_ms, "issued_timestamp": issued_ms,
+    }
+
+
+class AssetAlerts:
+    """Turns each prediction into a failure-risk alert transition, encoded, or None."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._window = settings.alert_n
+        self._tracker = AssetAlertTracker(AlertConfig(
+            k=settings.alert_k, n=settings.alert_n, threshold=settings.alert_failure_threshold,
+            cooldown_s=settings.alert_cooldown_s))
+        self._clock = clock
+        self._codec = codec("AssetAlert")
+
+    def observe(self, prediction: dict[str, Any], model: ScoringModel,
+                top: list[dict[str, Any]]) -> bytes | None:
+        transition = self._tracker.observe(
+            prediction["asset_id"], prediction["event_timestamp"], prediction["is_anomaly"],
+            prediction["failure_probability"], tuple(t["name"] for t in top))
+        if transition is None:
+            return None
+        return self._codec.encode(asset_alert_record(
+            "FAILURE_RISK", transition.state, transition.severity, prediction["asset_id"],
+            prediction["asset_type"], prediction["event_timestamp"],
+            int(self._clock() * 1000), flagged=transition.flagged, window=self._window,
+            failure_probability=transition.failure_probability,
+            contributing_features=list(transition.contributing),
+            model_name=model.name, model_version=model.version))

@@ -1,0 +1,460 @@
+"""The broker-free core of the telemetry agent: raw messages in, encoded records out.
+
+``prepare`` decodes, validates and folds each reading into its asset's feature state (in
+arrival order, as the offline path does); ``score`` makes one model call per profile for the
+whole batch. Every input leaves as exactly one prediction or one dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from assetwatch.agents.worker.metrics import (
+    FAILURE_PROBABILITY_BUCKETS,
+    LATENCY_BUCKETS_S,
+    Buckets,
+    bucketize,
+)
+from assetwatch.errors import InvalidReadingError, SerializationError
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.profiles import Profile
+from assetwatch.features.state import AssetState
+from assetwatch.features.validation import check_reading
+from assetwatch.models.bundle import BatchScores, ScoringModel
+from assetwatch.schemas.codecs import MAGIC, codec
+from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.scoring.alerts import AssetAlerts
+from assetwatch.scoring.drift import DriftAlerts, DriftStatus
+from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DECODED_STATES_KEPT = 4096
+"""Assets whose decoded state a processor keeps between batches (~30 KB each)."""
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""sklearn estimators cast their input to float32 and reject it if any value overflows."""
+
+
+class Inbound(NamedTuple):
+    """One consumed message, as the broker gave it (a tuple: cheap to pickle in bulk)."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+class Outbound(NamedTuple):
+    """One record to publish."""
+
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class _Scorable:
+    inbound: Inbound
+    reading: dict[str, Any]
+    features: list[float]
+    """The reading's snapshot (:meth:`FeatureExtractor.fold`); rows are built per batch."""
+
+
+@dataclass
+class Prepared:
+    """A batch after feature extraction, before scoring."""
+
+    by_profile: dict[str, list[_Scorable]] = field(default_factory=dict)
+    dead_letters: list[Outbound] = field(default_factory=list)
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    states: dict[bytes, AssetState] = field(default_factory=dict)
+    """States of the batch's assets, loaded once per batch."""
+    loaded: dict[bytes, bytes | None] = field(default_factory=dict)
+    """The stored bytes each state was loaded from."""
+    changed: dict[bytes, int] = field(default_factory=dict)
+    """Assets whose state changed, with the partition their readings came from."""
+    replayed: int = 0
+    """Readings folded (so also published) before a restart: skipped, not published twice."""
+
+
+@dataclass
+class Outcome:
+    predictions: list[Outbound]
+    dead_letters: list[Outbound]
+    dead_letter_reasons: list[str]
+    anomalies: int
+    states: dict[bytes, tuple[int, bytes]]
+    """Changed asset states to write once per batch: key -> (partition, state bytes)."""
+    event_timestamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    """Event time (epoch ms) of each prediction, for the latency histogram."""
+    failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    replayed: int = 0
+    drift_alerts: list[Outbound] = field(default_factory=list)
+    drift: dict[str, DriftStatus] = field(default_factory=dict)
+    asset_alerts: list[Outbound] = field(default_factory=list)
+    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    """Assets with a valid reading: partition, asset type, newest event time (ms)."""
+    shadow_predictions: list[Outbound] = field(default_factory=list)
+    shadow: dict[str, ShadowStats] = field(default_factory=dict)
+
+    def report(self, published_s: float) -> BatchReport:
+        """What the worker needs back once the outputs are acknowledged at ``published_s``."""
+        latency = np.maximum(published_s - self.event_timestamps / 1000.0, 0.0)
+        return BatchReport(
+            predictions=len(self.predictions),
+            anomalies=self.anomalies,
+            dead_letters=dict(Counter(self.dead_letter_reasons)),
+            states=self.states,
+            replayed=self.replayed,
+            latency=bucketize(latency, LATENCY_BUCKETS_S),
+            failure_probability=bucketize(self.failure_probabilities,
+                                          FAILURE_PROBABILITY_BUCKETS),
+            drift_alerts=len(self.drift_alerts),
+            drift=self.drift,
+            asset_alerts=len(self.asset_alerts),
+            seen=self.seen,
+            shadow=self.shadow,
+        )
+
+
+class BatchReport(NamedTuple):
+    """A processed batch whose outputs are delivered: counts, histograms, states to write.
+
+    Small on purpose: it crosses back from the scoring helper for every batch.
+    """
+
+    predictions: int
+    anomalies: int
+    dead_letters: dict[str, int]
+    """Dead letters per reason."""
+    states: dict[bytes, tuple[int, bytes]]
+    replayed: int
+    """Readings skipped because their state already holds them (replays after a restart)."""
+    latency: Buckets
+    """Event time to acknowledged, in seconds, of each prediction."""
+    failure_probability: Buckets
+    drift_alerts: int = 0
+    asset_alerts: int = 0
+    seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Assets with a valid reading in the batch: partition, asset type, newest event time."""
+    shadow: dict[str, ShadowStats] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Per profile shadow-scored in the batch: agreement of champion and challenger."""
+    drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    """Per profile: latest divergence per watched column and the raised columns."""
+
+
+def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,
+            features: np.ndarray, i: int) -> dict[str, Any]:
+    """A Prediction record: ``base`` (ids, times) with row ``i``'s scores from ``model``."""
+    names, row = model.bundle.feature_names, features[i]
+    top = [{"name": names[j], "value": float(row[j]), "z_score": z}
+           for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(), strict=True)]
+    return {
+        **base,
+        "anomaly_score": float(scores.anomaly_score[i]),
+        "is_anomaly": bool(scores.is_anomaly[i]),
+        "failure_probability": float(scores.failure_probability[i]),
+        "model_name": model.name,
+        "model_version": model.version,
+        "top_features": top,
+    }
+
+
+class BatchProcessor:
+    """Turns a batch of telemetry messages into predictions and dead letters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profiles: Mapping[str, Profile],
+        models: Callable[[str], ScoringModel],
+        clock: Callable[[], float] = time.time,
+        shadows: Shadows | None = None,
+    ) -> None:
+        self._settings = settings
+        self._profiles = dict(profiles)
+        self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
+        self._models = models
+        self._clock = clock
+        self._shadows: Shadows = {} if shadows is None else shadows
+        """The challenger of each shadow-scored profile (the scorer swaps entries)."""
+        self._telemetry = codec("TelemetryReading")
+        header = codec("Prediction").header
+        check_schema(header)
+        self._encode = partial(encode_prediction, header)
+        self._drift = DriftAlerts(settings)
+        self._asset_alerts = AssetAlerts(settings, clock)
+        self._dead_letter = codec("DeadLetter")
+        self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
+        """Recently used states, decoded, with the bytes they were stored as (LRU)."""
+        self._grace_ms = int(settings.late_grace_s * 1000)
+        self._future_ms = int(settings.max_future_skew_s * 1000)
+
+    def process(
+        self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
+    ) -> Outcome:
+        """:meth:`prepare` then :meth:`score`: the whole batch, one model call per profile."""
+        return self.score(self.prepare(batch, load_state))
+
+    def prepare(
+        self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
+    ) -> Prepared:
+        """Decode, validate and fold every reading into its asset's state, in order."""
+        prepared = Prepared()
+        now_ms = int(self._clock() * 1000)
+        for inbound in batch:
+            reading: dict[str, Any] | None = None
+            try:
+                reading = self._decode(inbound)
+                profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms)
+                features = self._fold(prepared, inbound, reading, profile, values, load_state)
+            except InvalidReadingError as exc:
+                self._reject(prepared, inbound, exc.reason, exc.detail, reading)
+                continue
+            if features is None:
+                prepared.replayed += 1
+                continue
+            prepared.by_profile.setdefault(profile.name, []).append(
+                _Scorable(inbound, reading, features)
+            )
+        return prepared
+
+    def score(self, prepared: Prepared) -> Outcome:
+        """One model call per profile for the batch; encode predictions."""
+        predictions: list[Outbound] = []
+        anomalies = 0
+        event_ms: list[np.ndarray] = []
+        probabilities: list[np.ndarray] = []
+        drift_alerts: list[Outbound] = []
+        asset_alerts: list[Outbound] = []
+        seen: dict[str, tuple[int, str, int]] = {}
+        shadow_predictions: list[Outbound] = []
+        shadow_stats: dict[str, ShadowStats] = {}
+        now_ms = int(self._clock() * 1000)
+        for profile, all_items in prepared.by_profile.items():
+            items, features = self._scorable(prepared, profile, all_items)
+            if not items:
+                continue
+            try:
+                model = self._models(profile)
+                scores = model.bundle.score(features)
+            except Exception as exc:  # a model failing must not take the batch down
+                log.exception("scoring %d %s readings failed", len(items), profile)
+                for item in items:
+                    self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
+                continue
+            anomalies += int(scores.is_anomaly.sum())
+            event_ms.append(np.fromiter((item.reading["timestamp"] for item in items),
+                                        np.int64, len(items)))
+            drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
+                profile, model, features, scores, event_ms[-1]))
+            probabilities.append(np.asarray(scores.failure_probability, dtype=float))
+            records = []
+            for i, item in enumerate(items):
+                record = _scored({
+                    "asset_id": item.reading["asset_id"],
+                    "asset_type": profile,
+                    "event_id": item.reading["event_id"],
+                    "event_timestamp": item.reading["timestamp"],
+                    "processed_timestamp": now_ms,
+                }, model, scores, features, i)
+                records.append(record)
+                top = record["top_features"]
+                key = record["asset_id"].encode()
+                seen[record["asset_id"]] = (item.inbound.partition, profile,
+                                            record["event_timestamp"])
+                predictions.append(Outbound(key, self._encode(record)))
+                alert = self._asset_alerts.observe(record, model, top)
+                if alert is not None:
+                    asset_alerts.append(Outbound(key, alert))
+            challenger = self._shadows.get(profile)
+            if challenger is not None:
+                shadow = shadow_records(challenger, features, records, scores, _scored)
+                if shadow is not None:
+                    shadow_predictions.extend(
+                        Outbound(r["asset_id"].encode(), self._encode(r))
+                        for r in shadow[0])
+                    shadow_stats[profile] = shadow[1]
+        return Outcome(
+            predictions=predictions,
+            dead_letters=prepared.dead_letters,
+            dead_letter_reasons=prepared.dead_letter_reasons,
+            anomalies=anomalies,
+            states=self._encode_states(prepared),
+            event_timestamps=np.concatenate(event_ms) if event_ms else np.empty(0, np.int64),
+            failure_probabilities=np.concatenate(probabilities) if probabilities else np.empty(0),
+            replayed=prepared.replayed,
+            drift_alerts=drift_alerts,
+            drift=self._drift.status(),
+            asset_alerts=asset_alerts,
+            seen=seen,
+            shadow_predictions=shadow_predictions,
+            shadow=shadow_stats,
+        )
+
+    def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
+        """The changed states as bytes; every state of the batch is kept decoded for the next."""
+        changed = {}
+        for asset, partition in prepared.changed.items():
+            raw = prepared.states[asset].to_bytes()
+            changed[asset] = (partition, raw)
+            self._keep(asset, raw, prepared.states[asset])
+        for asset, stored in prepared.loaded.items():
+            if asset not in changed and stored is not None:
+                self._keep(asset, stored, prepared.states[asset])
+        return changed
+
+    def _keep(self, asset: bytes, raw: bytes, state: AssetState) -> None:
+        self._decoded[asset] = (raw, state)
+        self._decoded.move_to_end(asset)
+        while len(self._decoded) > DECODED_STATES_KEPT:
+            self._decoded.popitem(last=False)
+
+    def _scorable(
+        self, prepared: Prepared, profile: str, items: list[_Scorable]
+    ) -> tuple[list[_Scorable], np.ndarray]:
+        """The items whose feature rows the model can take, and their matrix.
+
+        sklearn refuses a whole batch over one value beyond float32 range, so such rows are
+        dead-lettered one by one and the rest still scored. Their readings stay folded into
+        the asset state: each reading was valid, only the feature row derived from it is not.
+        """
+        features = self._extractors[profile].rows([item.features for item in items])
+        # Two reductions, no temporary matrix, in the usual case; NaN propagates through
+        # min/max and compares False, so it takes the slow path too.
+        if features.min() > -_FLOAT32_MAX and features.max() < _FLOAT32_MAX:
+            return items, features
+        # np.isfinite(x) & (np.abs(x) < max) in one test: NaN compares False, inf is not below.
+        within = np.abs(features) < _FLOAT32_MAX
+        fits = within.all(axis=1)
+        names = self._extractors[profile].names
+        for i in np.flatnonzero(~fits).tolist():
+            j = int(np.argmin(within[i]))
+            self._reject(
+                prepared, items[i].inbound, "non_finite_feature",
+                f"feature {names[j]} is {float(features[i, j])}, beyond the float32 range "
+                "the model takes",
+                items[i].reading,
+            )
+        return [item for item, ok in zip(items, fits.tolist(), strict=True) if ok], features[fits]
+
+    def _decode(self, inbound: Inbound) -> dict[str, Any]:
+        value = inbound.value
+        if value is None:
+            raise InvalidReadingError("undecodable", "message has no value")
+        if len(value) > self._settings.max_payload_bytes:
+            raise InvalidReadingError(
+                "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
+            )
+        try:
+            if value.startswith(MAGIC):
+                return self._telemetry.decode(value)
+            if value.lstrip()[:1] == b"{":
+                return self._telemetry.decode_json(value)
+        except SerializationError as exc:
+            reason = "schema_mismatch" if value.lstrip()[:1] == b"{" else "undecodable"
+            raise InvalidReadingError(reason, str(exc)) from exc
+        raise InvalidReadingError("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
+
+    def _fold(
+        self,
+        prepared: Prepared,
+        inbound: Inbound,
+        reading: dict[str, Any],
+        profile: Profile,
+        values: list[float],
+        load_state: Callable[[bytes], bytes | None],
+    ) -> list[float] | None:
+        """The reading's feature snapshot, or None if its state already holds it (a replay).
+
+        Outputs are delivered before states are written, so a state that holds a reading
+        proves its prediction or dead letter was already published.
+        """
+        extractor = self._extractors[profile.name]
+        asset = reading["asset_id"].encode()
+        if inbound.key != asset:
+            # Feature state is partitioned by the message key: a reading keyed otherwise
+            # could land beside another worker's copy of the asset's state.
+            raise InvalidReadingError(
+                "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
+            )
+        state = prepared.states.get(asset)
+        if state is None:
+            raw = prepared.loaded[asset] = load_state(asset)
+            state = self._load(asset, profile, raw)
+            prepared.states[asset] = state
+        ts = reading["timestamp"]
+        if state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset:
+            return None
+        if extractor.is_late(state, ts, self._grace_ms):
+            raise InvalidReadingError(
+                "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
+                f"reading (grace {self._grace_ms} ms)",
+            )
+        features = extractor.fold(state, ts, values)
+        state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
+        prepared.changed[asset] = inbound.partition
+        return features
+
+    def _load(self, asset: bytes, profile: Profile, raw: bytes | None) -> AssetState:
+        """The asset's state: the decoded copy kept from the last batch if its bytes match.
+
+        An entry leaves the cache while its batch runs and comes back only with the bytes
+        the batch ended with, so a batch that fails half way cannot leave a folded copy behind.
+        """
+        if raw is None:
+            return AssetState.empty(profile)
+        kept = self._decoded.pop(asset, None)
+        if kept is not None and kept[0] == raw:
+            return kept[1]
+        try:
+            return AssetState.from_bytes(raw, profile)
+        except SerializationError:
+            log.exception("feature state of %r is unreadable: starting it afresh", asset)
+            return AssetState.empty(profile)
+
+    def _reject(
+        self, prepared: Prepared, inbound: Inbound, reason: str, detail: str,
+        reading: Mapping[str, Any] | None,
+    ) -> None:
+        record = {
+            "reason": reason,
+            "error": _utf8(detail) or detail.encode("utf-8", "backslashreplace").decode(),
+            "source_topic": inbound.topic,
+            "source_partition": inbound.partition,
+            "source_offset": inbound.offset,
+            "original_key": inbound.key,
+            "original_value": inbound.value,
+            "event_id": _utf8(reading.get("event_id")) if reading else None,
+            "asset_id": _utf8(reading.get("asset_id")) if reading else None,
+            "failed_timestamp": int(self._clock() * 1000),
+        }
+        prepared.dead_letters.append(Outbound(inbound.key, self._dead_letter.encode(record)))
+        prepared.dead_letter_reasons.append(reason)
+
+
+def _utf8(value: object) -> str | None:
+    """``value`` if it is a str a dead letter can carry (UTF-8 encodable), else None.
+
+    The codecs already refuse such strings; this keeps a dead letter encodable whatever
+    reached it, since a dead letter that fails to encode would take its batch down.
+    """
+    if not isinstance(value, str):
+        return None
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
