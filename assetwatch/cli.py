@@ -191,6 +191,17 @@ def _cmd_label(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reset_baseline(settings: Settings, args: argparse.Namespace) -> int:
+    from assetwatch.agents.commands.baseline import publish_reset, reset_record
+    from assetwatch.agents.kafka.topics import ensure_topics
+
+    record = reset_record(args.asset, args.asset_type, args.reason)
+    ensure_topics(settings)
+    publish_reset(settings, record)
+    print(json.dumps({**record, "topic": settings.telemetry_topic}), flush=True)
+    return 0
+
+
 def _cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
     from assetwatch.agents.feedback.service import run_feedback
 
@@ -306,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--note", default=None, help="free text kept with the label")
     label.add_argument("--id", default=None, help="label id; default: <asset>-<epoch ms>")
     label.set_defaults(run=_cmd_label)
+
+    reset = verbs.add_parser(
+        "reset-baseline", help="make an asset learn its normal afresh (e.g. after maintenance)")
+    reset.add_argument("--asset", required=True, help="the asset id")
+    reset.add_argument("--asset-type", required=True, help="the asset's profile (cnc, pump, ...)")
+    reset.add_argument("--reason", default=None, help="free text kept with the order")
+    reset.set_defaults(run=_cmd_reset_baseline)
 
     verbs.add_parser("feedback", help="join labels to predictions; serve precision/recall") \
         .set_defaults(run=_cmd_feedback)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from assetwatch.features.baseline import BaselineScores, baseline_scores, snapshot_width
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import NO_TIME, AssetState
 
@@ -33,6 +34,9 @@ class FeatureExtractor:
         )
         self._no_prev = [0.0] * (self._k + 2)
         """Snapshot fields of a reading with no previous one: flag, dt, previous values."""
+        self._baseline_window = profile.baseline_window
+        self._baseline_sensors = profile.baseline_sensors
+        self.baseline_width = snapshot_width(profile)
         self._window_stats = [
             [(stat, j) for stat in spec.stats] for j, spec in enumerate(profile.windows)
         ]
@@ -48,8 +52,9 @@ class FeatureExtractor:
         """Fold one reading (values in profile sensor order) in; return its snapshot.
 
         The snapshot holds what the reading's features derive from (its values, the previous
-        reading, each window's totals after folding); :meth:`rows` turns a batch of them into
-        features in one vectorised pass, with the same IEEE operations as one at a time.
+        reading, each window's totals after folding, then the asset's baseline totals);
+        :meth:`rows` turns a batch of them into features in one vectorised pass, with the same
+        IEEE operations as one at a time, and :meth:`baseline` into baseline scores.
         """
         for window in state.windows:
             window.add(ts_ms, values)
@@ -65,6 +70,9 @@ class FeatureExtractor:
             snapshot.extend(self._no_prev)
         for window in state.windows:
             window.snapshot_into(snapshot)
+        means = state.windows[self._baseline_window].means(self._baseline_sensors)
+        calibrating = state.baseline.observe(self.profile, ts_ms, means)
+        state.baseline.snapshot_into(snapshot, calibrating, means)
         if ts_ms >= prev_ts:
             state.prev_ts_ms = ts_ms
             state.prev_values = list(values)
@@ -74,6 +82,11 @@ class FeatureExtractor:
         """Fold one reading in and return its feature row."""
         row: list[float] = self.rows([self.fold(state, ts_ms, values)])[0].tolist()
         return row
+
+    def baseline(self, snapshots: Sequence[Sequence[float]]) -> BaselineScores:
+        """Baseline scores of the readings whose snapshots are given (see :meth:`fold`)."""
+        tail = np.asarray([s[-self.baseline_width :] for s in snapshots], dtype=float)
+        return baseline_scores(tail.reshape(len(snapshots), self.baseline_width), self.profile)
 
     def rows(self, snapshots: Sequence[Sequence[float]]) -> np.ndarray:
         """Feature matrix (n, features) of the readings whose snapshots are given."""

@@ -1,4 +1,5 @@
-"""The offline path: features for a DataFrame of readings, through the same extractor."""
+"""The offline path: features and baseline scores of a DataFrame of readings, through the
+same extractor a worker folds readings with."""
 
 from __future__ import annotations
 
@@ -16,6 +17,24 @@ def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     Each asset's readings are folded in timestamp order (stable, so ties keep their row
     order), exactly as a worker folds them; the result is aligned with ``readings.index``.
     """
+    extractor, index, snapshots = _folded(readings, profile)
+    features = pd.DataFrame(extractor.rows(snapshots) if snapshots else None, index=index,
+                            columns=list(extractor.names))
+    return features.loc[readings.index]
+
+
+def compute_baseline(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Columns ``calibrating`` and ``baseline_score`` for ``readings``, as a worker gives them."""
+    extractor, index, snapshots = _folded(readings, profile)
+    scores = extractor.baseline(snapshots)
+    frame = pd.DataFrame({"calibrating": scores.calibrating, "baseline_score": scores.score},
+                         index=index)
+    return frame.loc[readings.index]
+
+
+def _folded(readings: pd.DataFrame, profile: Profile
+            ) -> tuple[FeatureExtractor, pd.Index, list[list[float]]]:
+    """Every reading folded into its asset's state, in the order a worker folds them."""
     missing = {"asset_id", "timestamp", *profile.sensor_names} - set(readings.columns)
     if missing:
         raise KeyError(f"readings lack columns {sorted(missing)}")
@@ -23,13 +42,11 @@ def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     ordered = readings.sort_values(["asset_id", "timestamp"], kind="stable")
     values = ordered[list(profile.sensor_names)].to_numpy(dtype=float).tolist()
     timestamps = ordered["timestamp"].to_numpy(dtype=np.int64).tolist()
-    assets = ordered["asset_id"].tolist()
-    rows: list[list[float]] = []
     states: dict[str, AssetState] = {}
-    for asset, ts, vals in zip(assets, timestamps, values, strict=True):
+    snapshots = []
+    for asset, ts, vals in zip(ordered["asset_id"].tolist(), timestamps, values, strict=True):
         state = states.get(asset)
         if state is None:
             state = states[asset] = extractor.new_state()
-        rows.append(extractor.update(state, ts, vals))
-    features = pd.DataFrame(rows, index=ordered.index, columns=list(extractor.names))
-    return features.loc[readings.index]
+        snapshots.append(extractor.fold(state, ts, vals))
+    return extractor, ordered.index, snapshots

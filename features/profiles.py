@@ -68,6 +68,22 @@ class Interaction:
 
 
 @dataclass(frozen=True)
+class BaselineSpec:
+    """How each asset of the type learns its own normal (:mod:`assetwatch.features.baseline`)."""
+
+    calibration_readings: int = 400
+    """An asset's first readings, which calibrate its baseline and are not judged."""
+    window: str = ""
+    """The window whose per-sensor mean is watched; empty: the profile's first window."""
+    sensors: tuple[str, ...] = ()
+    """The sensors watched; empty: all. Leave out slow states (temperatures) that drift
+    through every run whatever the machine's health."""
+    threshold: float = 4.5
+    """A reading is anomalous when a watched mean is this many of the asset's own standard
+    deviations from its calibrated level."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything features, validation and the simulator need to know of one asset type."""
 
@@ -81,6 +97,19 @@ class Profile:
     rate_of_change: bool = True
     pct_change: bool = True
     zscore_window: str | None = None
+    baseline: BaselineSpec = BaselineSpec()
+
+    @cached_property
+    def baseline_window(self) -> int:
+        """Index of the window the baseline watches."""
+        name = self.baseline.window or self.windows[0].name
+        return next(j for j, w in enumerate(self.windows) if w.name == name)
+
+    @cached_property
+    def baseline_sensors(self) -> tuple[int, ...]:
+        """Indices (in sensor order) of the sensors the baseline watches."""
+        watched = self.baseline.sensors or self.sensor_names
+        return tuple(self.sensor_names.index(name) for name in watched)
 
     @cached_property
     def sensor_names(self) -> tuple[str, ...]:
@@ -117,6 +146,8 @@ def _build(raw: Mapping[str, Any], source: str) -> Profile:
         )
         interactions = tuple(Interaction(**i) for i in raw.get("interactions", ()))
         options = raw.get("features", {})
+        judged = raw.get("baseline", {})
+        baseline = BaselineSpec(**{**judged, "sensors": tuple(judged.get("sensors", ()))})
         profile = Profile(
             name=raw["name"],
             description=raw.get("description", ""),
@@ -124,6 +155,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Profile:
             sensors=sensors,
             windows=windows,
             interactions=interactions,
+            baseline=baseline,
             **options,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -149,8 +181,24 @@ def _check(profile: Profile, source: str) -> None:
     for i in profile.interactions:
         if i.op not in ("product", "ratio") or {i.left, i.right} - set(names):
             problems.append(f"interaction {i.name}: unknown op or sensor")
+    problems.extend(_baseline_problems(profile))
     if problems:
         raise ConfigError(f"profile {source}: " + "; ".join(problems))
+
+
+def _baseline_problems(profile: Profile) -> list[str]:
+    spec, problems = profile.baseline, []
+    windows = {w.name: w for w in profile.windows}
+    if spec.window and "mean" not in getattr(windows.get(spec.window), "stats", ()):
+        problems.append(f"baseline window {spec.window!r} must name a window with a mean")
+    if not spec.window and profile.windows and "mean" not in profile.windows[0].stats:
+        problems.append("baseline: the first window needs a mean, or name one that has")
+    if set(spec.sensors) - set(profile.sensor_names):
+        problems.append(f"baseline sensors {sorted(set(spec.sensors) - set(profile.sensor_names))}"
+                        " are not sensors of the profile")
+    if spec.calibration_readings < 2 or not spec.threshold > 0:
+        problems.append("baseline: calibration_readings must be >= 2 and threshold > 0")
+    return problems
 
 
 def load_profile(name: str, extra_dir: Path | None = None) -> Profile:

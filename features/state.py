@@ -1,4 +1,4 @@
-"""Per-asset feature state: its windows, its previous reading, and a compact byte form."""
+"""Per-asset feature state: windows, previous reading, baseline, and a compact byte form."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from array import array
 from dataclasses import dataclass, field
 
 from assetwatch.errors import SerializationError
+from assetwatch.features.baseline import Baseline
 from assetwatch.features.profiles import Profile
 from assetwatch.features.windows import BucketedWindow
 
-_FORMAT_VERSION = 1.0
+_FORMAT_VERSION = 2.0
 """Bump when the layout of :meth:`AssetState.to_bytes` changes."""
 NO_TIME = -1
 
@@ -19,6 +20,7 @@ class AssetState:
     """Everything needed to compute an asset's next feature row."""
 
     windows: list[BucketedWindow]
+    baseline: Baseline
     watermark_ms: int = NO_TIME
     """Newest event time seen."""
     prev_ts_ms: int = NO_TIME
@@ -31,7 +33,8 @@ class AssetState:
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
         k = len(profile.sensors)
-        return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows])
+        return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows],
+                   baseline=Baseline.empty(profile))
 
     def to_bytes(self) -> bytes:
         floats = [
@@ -41,6 +44,7 @@ class AssetState:
         ]
         for window in self.windows:
             floats.extend(window.to_floats())
+        floats.extend(self.baseline.to_floats())
         return array("d", floats).tobytes()
 
     @classmethod
@@ -69,6 +73,7 @@ class AssetState:
         pos = 6 + n_prev
         for window in state.windows:
             pos = window.load_floats(floats, pos)
+        pos = state.baseline.load_floats(floats, pos)
         if pos != len(floats):
             raise ValueError(f"{len(floats)} values where the layout holds {pos}")
         return state

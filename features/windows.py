@@ -112,6 +112,11 @@ class BucketedWindow:
             ]
         return list(self._mins if stat == "min" else self._maxs)
 
+    def means(self, sensors: Sequence[int]) -> list[float]:
+        """The window mean of each of ``sensors`` (0.0 while empty)."""
+        n, sums = self.count, self._sums
+        return [sums[i] / n for i in sensors] if n else [0.0] * len(sensors)
+
     def mean(self, i: int) -> float:
         return self._sums[i] / self.count if self.count else 0.0
 

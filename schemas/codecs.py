@@ -32,6 +32,7 @@ SCHEMA_FILES = {
     "OperatorAlert": "operator_alert.avsc",
     "MaintenanceLabel": "maintenance_label.avsc",
     "AssetAlert": "asset_alert.avsc",
+    "BaselineReset": "baseline_reset.avsc",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from assetwatch.errors import SerializationError
 
-PINNED_FINGERPRINT = bytes.fromhex("d6b69d8e697087ee")
+PINNED_FINGERPRINT = bytes.fromhex("669339277eacde10")
 """CRC-64-AVRO fingerprint of the Prediction schema this writer encodes."""
 
 _pack_double = struct.Struct("<d").pack
@@ -68,7 +68,8 @@ def encode_prediction(header: bytes, record: Mapping[str, Any]) -> bytes:
             for feature in top:
                 parts += (_name(feature["name"]), _pack_double(feature["value"]),
                           _pack_double(feature["z_score"]))
-        parts.append(b"\x00")
+        parts += (b"\x00", b"\x01" if record.get("calibrating") else b"\x00",
+                  _pack_double(record.get("baseline_score", 0.0)))
     except (KeyError, TypeError, AttributeError, struct.error, UnicodeEncodeError) as exc:
         raise SerializationError(f"Prediction: {exc!r}") from exc
     return b"".join(parts)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from assetwatch.agents.worker.metrics import (
     bucketize,
 )
 from assetwatch.errors import InvalidReadingError, SerializationError
+from assetwatch.features.baseline import Baseline, BaselineScores
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState
@@ -85,6 +86,8 @@ class Prepared:
     """Assets whose state changed, with the partition their readings came from."""
     replayed: int = 0
     """Readings folded (so also published) before a restart: skipped, not published twice."""
+    resets: int = 0
+    """BaselineReset orders applied."""
 
 
 @dataclass
@@ -195,6 +198,7 @@ class BatchProcessor:
         self._drift = DriftAlerts(settings)
         self._asset_alerts = AssetAlerts(settings, clock)
         self._dead_letter = codec("DeadLetter")
+        self._reset_header = codec("BaselineReset").header
         self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
         """Recently used states, decoded, with the bytes they were stored as (LRU)."""
         self._grace_ms = int(settings.late_grace_s * 1000)
@@ -213,6 +217,9 @@ class BatchProcessor:
         prepared = Prepared()
         now_ms = int(self._clock() * 1000)
         for inbound in batch:
+            if inbound.value is not None and inbound.value.startswith(self._reset_header):
+                self._reset(prepared, inbound, load_state)
+                continue
             reading: dict[str, Any] | None = None
             try:
                 reading = self._decode(inbound)
@@ -231,76 +238,85 @@ class BatchProcessor:
 
     def score(self, prepared: Prepared) -> Outcome:
         """One model call per profile for the batch; encode predictions."""
-        predictions: list[Outbound] = []
-        anomalies = 0
-        event_ms: list[np.ndarray] = []
-        probabilities: list[np.ndarray] = []
-        drift_alerts: list[Outbound] = []
-        asset_alerts: list[Outbound] = []
-        seen: dict[str, tuple[int, str, int]] = {}
-        shadow_predictions: list[Outbound] = []
-        shadow_stats: dict[str, ShadowStats] = {}
+        out = _Outputs()
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             items, features = self._scorable(prepared, profile, all_items)
-            if not items:
-                continue
-            try:
-                model = self._models(profile)
-                scores = model.bundle.score(features)
-            except Exception as exc:  # a model failing must not take the batch down
-                log.exception("scoring %d %s readings failed", len(items), profile)
-                for item in items:
-                    self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
-                continue
-            anomalies += int(scores.is_anomaly.sum())
-            event_ms.append(np.fromiter((item.reading["timestamp"] for item in items),
-                                        np.int64, len(items)))
-            drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
-                profile, model, features, scores, event_ms[-1]))
-            probabilities.append(np.asarray(scores.failure_probability, dtype=float))
-            records = []
-            for i, item in enumerate(items):
-                record = _scored({
-                    "asset_id": item.reading["asset_id"],
-                    "asset_type": profile,
-                    "event_id": item.reading["event_id"],
-                    "event_timestamp": item.reading["timestamp"],
-                    "processed_timestamp": now_ms,
-                }, model, scores, features, i)
-                records.append(record)
-                top = record["top_features"]
-                key = record["asset_id"].encode()
-                seen[record["asset_id"]] = (item.inbound.partition, profile,
-                                            record["event_timestamp"])
-                predictions.append(Outbound(key, self._encode(record)))
-                alert = self._asset_alerts.observe(record, model, top)
-                if alert is not None:
-                    asset_alerts.append(Outbound(key, alert))
-            challenger = self._shadows.get(profile)
-            if challenger is not None:
-                shadow = shadow_records(challenger, features, records, scores, _scored)
-                if shadow is not None:
-                    shadow_predictions.extend(
-                        Outbound(r["asset_id"].encode(), self._encode(r))
-                        for r in shadow[0])
-                    shadow_stats[profile] = shadow[1]
+            if items:
+                self._score_profile(prepared, out, profile, items, features, now_ms)
         return Outcome(
-            predictions=predictions,
+            predictions=out.predictions,
             dead_letters=prepared.dead_letters,
             dead_letter_reasons=prepared.dead_letter_reasons,
-            anomalies=anomalies,
+            anomalies=out.anomalies,
             states=self._encode_states(prepared),
-            event_timestamps=np.concatenate(event_ms) if event_ms else np.empty(0, np.int64),
-            failure_probabilities=np.concatenate(probabilities) if probabilities else np.empty(0),
+            event_timestamps=_joined(out.event_ms, np.int64),
+            failure_probabilities=_joined(out.probabilities, float),
             replayed=prepared.replayed,
-            drift_alerts=drift_alerts,
+            drift_alerts=out.drift_alerts,
             drift=self._drift.status(),
-            asset_alerts=asset_alerts,
-            seen=seen,
-            shadow_predictions=shadow_predictions,
-            shadow=shadow_stats,
+            asset_alerts=out.asset_alerts,
+            seen=out.seen,
+            shadow_predictions=out.shadow_predictions,
+            shadow=out.shadow,
         )
+
+    def _score_profile(self, prepared: Prepared, out: _Outputs, profile: str,
+                       items: list[_Scorable], features: np.ndarray, now_ms: int) -> None:
+        """Score one profile's rows: the served models, then each asset's own baseline."""
+        try:
+            model = self._models(profile)
+            scores = model.bundle.score(features)
+        except Exception as exc:  # a model failing must not take the batch down
+            log.exception("scoring %d %s readings failed", len(items), profile)
+            for item in items:
+                self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
+            return
+        baseline = self._extractors[profile].baseline([item.features for item in items])
+        threshold = self._profiles[profile].baseline.threshold
+        scores = replace(scores, is_anomaly=~baseline.calibrating & (baseline.score > threshold))
+        out.anomalies += int(scores.is_anomaly.sum())
+        event_ms = np.fromiter((item.reading["timestamp"] for item in items), np.int64,
+                               len(items))
+        out.event_ms.append(event_ms)
+        out.probabilities.append(np.asarray(scores.failure_probability, dtype=float))
+        judged = ~baseline.calibrating
+        if judged.any():
+            out.drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
+                profile, model, features[judged], _rows(scores, judged), event_ms[judged]))
+        records = [self._record(out, item, profile, model, scores, features, i, now_ms, baseline)
+                   for i, item in enumerate(items)]
+        challenger = self._shadows.get(profile)
+        if challenger is not None:
+            shadow = shadow_records(challenger, features, records, scores, _scored)
+            if shadow is not None:
+                out.shadow_predictions.extend(
+                    Outbound(r["asset_id"].encode(), self._encode(r)) for r in shadow[0])
+                out.shadow[profile] = shadow[1]
+
+    def _record(self, out: _Outputs, item: _Scorable, profile: str, model: ScoringModel,
+                scores: BatchScores, features: np.ndarray, i: int, now_ms: int,
+                baseline: BaselineScores) -> dict[str, Any]:
+        """Row ``i``'s Prediction, published; its asset alert, unless it is calibrating."""
+        calibrating = bool(baseline.calibrating[i])
+        record = _scored({
+            "asset_id": item.reading["asset_id"],
+            "asset_type": profile,
+            "event_id": item.reading["event_id"],
+            "event_timestamp": item.reading["timestamp"],
+            "processed_timestamp": now_ms,
+            "calibrating": calibrating,
+            "baseline_score": float(baseline.score[i]),
+        }, model, scores, features, i)
+        key = record["asset_id"].encode()
+        out.seen[record["asset_id"]] = (item.inbound.partition, profile,
+                                        record["event_timestamp"])
+        out.predictions.append(Outbound(key, self._encode(record)))
+        if not calibrating:
+            alert = self._asset_alerts.observe(record, model, record["top_features"])
+            if alert is not None:
+                out.asset_alerts.append(Outbound(key, alert))
+        return record
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
         """The changed states as bytes; every state of the batch is kept decoded for the next."""
@@ -388,13 +404,9 @@ class BatchProcessor:
             raise InvalidReadingError(
                 "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
             )
-        state = prepared.states.get(asset)
-        if state is None:
-            raw = prepared.loaded[asset] = load_state(asset)
-            state = self._load(asset, profile, raw)
-            prepared.states[asset] = state
+        state = self._state(prepared, asset, profile, load_state)
         ts = reading["timestamp"]
-        if state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset:
+        if _holds(state, inbound):
             return None
         if extractor.is_late(state, ts, self._grace_ms):
             raise InvalidReadingError(
@@ -405,6 +417,43 @@ class BatchProcessor:
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
         return features
+
+    def _state(self, prepared: Prepared, asset: bytes, profile: Profile,
+               load_state: Callable[[bytes], bytes | None]) -> AssetState:
+        """The asset's state in this batch, loaded on its first reading."""
+        state = prepared.states.get(asset)
+        if state is None:
+            raw = prepared.loaded[asset] = load_state(asset)
+            state = prepared.states[asset] = self._load(asset, profile, raw)
+        return state
+
+    def _reset(self, prepared: Prepared, inbound: Inbound,
+               load_state: Callable[[bytes], bytes | None]) -> None:
+        """A BaselineReset: the asset calibrates afresh from its next reading."""
+        try:
+            order = codec("BaselineReset").decode(inbound.value or b"")
+            profile = self._profiles.get(order["asset_type"])
+            if profile is None:
+                raise InvalidReadingError("unknown_asset_type",
+                                          f"no profile {order['asset_type']!r} is served")
+            asset = order["asset_id"].encode()
+            if inbound.key != asset:
+                raise InvalidReadingError("key_mismatch", f"message key {inbound.key!r} is not "
+                                          f"the asset id {asset!r}")
+        except SerializationError as exc:
+            self._reject(prepared, inbound, "undecodable", str(exc), None)
+            return
+        except InvalidReadingError as exc:
+            self._reject(prepared, inbound, exc.reason, exc.detail, None)
+            return
+        state = self._state(prepared, asset, profile, load_state)
+        if _holds(state, inbound):
+            return
+        state.baseline = Baseline.empty(profile)
+        state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
+        prepared.changed[asset] = inbound.partition
+        prepared.resets += 1
+        log.info("baseline of %s %r reset: it calibrates afresh", profile.name, asset)
 
     def _load(self, asset: bytes, profile: Profile, raw: bytes | None) -> AssetState:
         """The asset's state: the decoded copy kept from the last batch if its bytes match.
@@ -441,6 +490,35 @@ class BatchProcessor:
         }
         prepared.dead_letters.append(Outbound(inbound.key, self._dead_letter.encode(record)))
         prepared.dead_letter_reasons.append(reason)
+
+
+@dataclass
+class _Outputs:
+    """What a batch's scoring accumulates across its profiles."""
+
+    predictions: list[Outbound] = field(default_factory=list)
+    anomalies: int = 0
+    event_ms: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+    drift_alerts: list[Outbound] = field(default_factory=list)
+    asset_alerts: list[Outbound] = field(default_factory=list)
+    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    shadow_predictions: list[Outbound] = field(default_factory=list)
+    shadow: dict[str, ShadowStats] = field(default_factory=dict)
+
+
+def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
+def _rows(scores: BatchScores, mask: np.ndarray) -> BatchScores:
+    """The scores of the rows ``mask`` selects."""
+    return BatchScores(**{f.name: getattr(scores, f.name)[mask] for f in fields(scores)})
+
+
+def _holds(state: AssetState, inbound: Inbound) -> bool:
+    """True when the state already holds this message (a replay after a restart)."""
+    return state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset
 
 
 def _utf8(value: object) -> str | None:

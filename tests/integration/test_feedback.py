@@ -122,7 +122,8 @@ def _prediction(asset: str, offset_s: float, probability: float, version: str,
     return {"asset_id": asset, "asset_type": "cnc", "event_id": f"{asset}-{at}",
             "event_timestamp": at, "processed_timestamp": at + 40, "anomaly_score": 0.0,
             "is_anomaly": anomaly, "failure_probability": probability,
-            "model_name": "assetwatch-cnc", "model_version": version, "top_features": []}
+            "model_name": "assetwatch-cnc", "model_version": version, "top_features": [],
+            "calibrating": False, "baseline_score": 0.0}
 
 
 class Publisher:

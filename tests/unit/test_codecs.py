@@ -65,6 +65,8 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
                 {"name": "power", "value": 12.0, "z_score": 2.0},
                 {"name": "vibration_max_5m", "value": 2.75, "z_score": 1.5},
             ],
+            "calibrating": False,
+            "baseline_score": 5.25,
         },
     ),
     (

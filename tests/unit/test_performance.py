@@ -29,6 +29,7 @@ def _prediction(asset: str, at_ms: int, probability: float, version: str) -> byt
         "event_timestamp": at_ms, "processed_timestamp": at_ms + 5, "anomaly_score": -0.1,
         "is_anomaly": False, "failure_probability": probability,
         "model_name": "assetwatch-cnc", "model_version": version, "top_features": [],
+        "calibrating": False, "baseline_score": 0.0,
     })
 
 

@@ -23,6 +23,7 @@ records = st.fixed_dictionaries({
     "model_name": text, "model_version": text,
     "top_features": st.lists(st.fixed_dictionaries(
         {"name": text, "value": doubles, "z_score": doubles}), max_size=70),
+    "calibrating": st.booleans(), "baseline_score": doubles,
 })
 
 
@@ -42,7 +43,7 @@ def _valid() -> dict[str, Any]:
     return {"asset_id": "a", "asset_type": "cnc", "event_id": "e", "event_timestamp": 1,
             "processed_timestamp": 2, "anomaly_score": 0.1, "is_anomaly": False,
             "failure_probability": 0.2, "model_name": "m", "model_version": "1",
-            "top_features": []}
+            "top_features": [], "calibrating": False, "baseline_score": 0.0}
 
 
 @pytest.mark.parametrize("change", [

@@ -1,0 +1,139 @@
+"""Per-asset baselines: every asset learns its own normal from its first readings.
+
+Each machine runs at its own operating point (flow, pressure, current), and a fault is a
+shift of a few of the asset's *own* standard deviations, often smaller than the gap between
+two healthy machines. So one pooled "normal" cannot tell them apart; the asset's own past can.
+
+An asset calibrates on its first ``calibration_readings`` readings: for each watched sensor,
+the mean over a short trailing window (the profile's baseline window), taken at every
+calibration reading whose window is complete, gives the level and standard deviation that
+sensor's window mean has on this asset when it is normal. From then on, a reading's baseline
+score is the largest ``|window mean - level| / deviation`` over the watched sensors, and the
+reading is anomalous above the profile's threshold. The totals are part of the asset's
+changelogged state, so a restart or a rebalance resumes the same baseline exactly.
+
+    >>> from assetwatch.features.profiles import load_profile
+    >>> profile = load_profile("pump")
+    >>> baseline = Baseline.empty(profile)
+    >>> baseline.calibrating(profile)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assetwatch.features.profiles import Profile
+
+NO_TIME = -1
+RELATIVE_FLOOR = 1e-3
+"""A deviation is at least this fraction of the level: a sensor that never moved while
+calibrating (a quantised or idle one) does not turn every later rounding step into an alarm."""
+
+
+@dataclass(slots=True)
+class Baseline:
+    """Calibration totals of one asset: readings seen, and sums of the watched window means."""
+
+    seen: int = 0
+    """Readings folded since calibration began."""
+    first_ts_ms: int = NO_TIME
+    """Event time of the first of them: a window is complete once it spans its length."""
+    n: int = 0
+    """Complete-window calibration readings summed below."""
+    sums: list[float] = field(default_factory=list)
+    sumsqs: list[float] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, profile: Profile) -> Baseline:
+        b = len(profile.baseline_sensors)
+        return cls(sums=[0.0] * b, sumsqs=[0.0] * b)
+
+    def calibrating(self, profile: Profile) -> bool:
+        """True until the calibration readings are in (and at least two complete windows)."""
+        return self.seen < profile.baseline.calibration_readings or self.n < 2
+
+    def observe(self, profile: Profile, ts_ms: int, means: Sequence[float]) -> bool:
+        """Count one reading with its watched window ``means``; True if it is a calibration one.
+
+        A reading is judged only once calibration has ended *and* its window is complete, so
+        no partly filled window passes for a signal.
+        """
+        if self.first_ts_ms == NO_TIME or ts_ms < self.first_ts_ms:
+            self.first_ts_ms = ts_ms
+        spec = profile.windows[profile.baseline_window]
+        complete = ts_ms - self.first_ts_ms >= (spec.length_s - spec.bucket_s) * 1000
+        if not self.calibrating(profile):
+            return not complete
+        self.seen += 1
+        if complete:
+            self.n += 1
+            for i, m in enumerate(means):
+                self.sums[i] += m
+                self.sumsqs[i] += m * m
+        return True
+
+    def to_floats(self) -> list[float]:
+        return [float(self.seen), float(self.first_ts_ms), float(self.n), *self.sums,
+                *self.sumsqs]
+
+    def load_floats(self, data: Sequence[float], pos: int) -> int:
+        """Restore what :meth:`to_floats` wrote at ``data[pos:]``; return the next position."""
+        b = len(self.sums)
+        if pos + 3 + 2 * b > len(data):
+            raise ValueError(f"baseline of {b} sensors overruns the data")
+        self.seen, self.first_ts_ms, self.n = (int(x) for x in data[pos : pos + 3])
+        self.sums = list(data[pos + 3 : pos + 3 + b])
+        self.sumsqs = list(data[pos + 3 + b : pos + 3 + 2 * b])
+        return pos + 3 + 2 * b
+
+    def snapshot_into(self, out: list[float], calibrating: bool, means: Sequence[float]) -> None:
+        """Append what :func:`baseline_scores` needs of one reading."""
+        out.append(1.0 if calibrating else 0.0)
+        out.append(float(self.n))
+        out.extend(means)
+        out.extend(self.sums)
+        out.extend(self.sumsqs)
+
+
+def snapshot_width(profile: Profile) -> int:
+    """Floats :meth:`Baseline.snapshot_into` appends."""
+    return 2 + 3 * len(profile.baseline_sensors)
+
+
+@dataclass(frozen=True)
+class BaselineScores:
+    """Per reading of a batch: still calibrating, its score, and each watched sensor's z."""
+
+    calibrating: np.ndarray
+    score: np.ndarray
+    z: np.ndarray
+
+
+def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
+    """Scores of readings from the baseline part of their snapshots (n, snapshot_width).
+
+    Vectorised over the batch; calibration rows score 0.
+    """
+    b = len(profile.baseline_sensors)
+    calibrating = tail[:, 0] > 0.0
+    n = np.maximum(tail[:, 1:2], 2.0)
+    means, sums, sumsqs = tail[:, 2 : 2 + b], tail[:, 2 + b : 2 + 2 * b], tail[:, 2 + 2 * b :]
+    level = sums / n
+    variance = np.maximum((sumsqs - sums * level) / (n - 1.0), 0.0)
+    deviation = np.maximum(np.sqrt(variance), _floor(profile, level))
+    z = np.where(calibrating[:, None], 0.0, (means - level) / deviation)
+    score = np.abs(z).max(axis=1) if b else np.zeros(len(tail))
+    return BaselineScores(calibrating=calibrating, score=score, z=z)
+
+
+def _floor(profile: Profile, level: np.ndarray) -> np.ndarray:
+    """The smallest deviation believed: relative to the level, and never below a millionth
+    of the sensor's legal range (a level of exactly zero)."""
+    span = np.array([profile.sensors[i].max - profile.sensors[i].min
+                     for i in profile.baseline_sensors])
+    floor: np.ndarray = np.maximum(RELATIVE_FLOOR * np.abs(level), 1e-6 * span)
+    return floor
