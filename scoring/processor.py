@@ -17,12 +17,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from assetwatch.agents.worker.metrics import (
-    FAILURE_PROBABILITY_BUCKETS,
-    LATENCY_BUCKETS_S,
-    Buckets,
-    bucketize,
-)
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.features.baseline import Baseline, BaselineScores
 from assetwatch.features.extractor import FeatureExtractor
@@ -33,6 +27,12 @@ from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 from assetwatch.scoring.alerts import AssetAlerts
+from assetwatch.scoring.buckets import (
+    FAILURE_PROBABILITY_BUCKETS,
+    LATENCY_BUCKETS_S,
+    Buckets,
+    bucketize,
+)
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -18,35 +18,19 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from assetwatch.models.bundle import ScoringModel
+from assetwatch.scoring.buckets import (
+    FAILURE_PROBABILITY_BUCKETS,
+    LATENCY_BUCKETS_S,
+    Buckets,
+)
 from assetwatch.scoring.shadow import ShadowStats
 
 if TYPE_CHECKING:
     from assetwatch.scoring.processor import BatchReport
 
-LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-"""Event time to outputs acknowledged; readings replayed from history land in the top ones."""
-FAILURE_PROBABILITY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OUTCOMES = ("prediction", "dead_letter", "skipped_replay")
-
-
-class Buckets(NamedTuple):
-    """Observations of one batch: a count per bucket (last = above every bound) and their sum."""
-
-    counts: tuple[int, ...]
-    total: float
-
-
-def bucketize(values: np.ndarray, bounds: tuple[float, ...]) -> Buckets:
-    """Count ``values`` into Prometheus ``le`` buckets (a value equal to a bound is in it).
-
-    >>> bucketize(np.array([0.1, 0.5, 0.7, 9.0]), (0.5, 1.0))
-    Buckets(counts=(2, 1, 1), total=10.3)
-    """
-    index = np.searchsorted(np.asarray(bounds), values, side="left")
-    counts = np.bincount(index, minlength=len(bounds) + 1)
-    return Buckets(tuple(counts.tolist()), float(np.sum(values)))
 
 
 class BucketedHistogram(Collector):

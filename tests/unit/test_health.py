@@ -14,15 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from assetwatch.agents.endpoint import MonitoringServer
 from assetwatch.agents.worker.health import Health, unready_reasons
-from assetwatch.agents.worker.metrics import (
-    FAILURE_PROBABILITY_BUCKETS,
-    LATENCY_BUCKETS_S,
-    Buckets,
-    Metrics,
-)
+from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.probe import FaustProbe, StreamStatus
 from assetwatch.errors import ConfigError
 from assetwatch.models.bundle import ScoringModel
+from assetwatch.scoring.buckets import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets
 from assetwatch.scoring.processor import BatchReport
 
 READY = StreamStatus("connected", partitions=(0, 1, 2), lag={0: 0, 1: 3})

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from assetwatch.agents.worker.metrics import (
-    FAILURE_PROBABILITY_BUCKETS,
-    LATENCY_BUCKETS_S,
-    Buckets,
-    Metrics,
-    bucketize,
-)
+from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.buckets import (
+    FAILURE_PROBABILITY_BUCKETS,
+    LATENCY_BUCKETS_S,
+    Buckets,
+    bucketize,
+)
 from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
 from assetwatch.settings import Settings
 
