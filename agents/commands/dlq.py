@@ -150,7 +150,7 @@ class DeadLetterScan:
 
     It assigns partitions directly (no group join, nothing committed). With
     ``broker_compat=tansu`` the end offsets come from a fetch's high watermark, since tansu's
-    ListOffsets reports the newest batch's base offset + 1 (see ``agents.worker.transport``).
+    ListOffsets reports the newest batch's base offset + 1 (see ``agents.worker.faust_internals``).
     """
 
     def __init__(self, settings: Settings, idle_timeout_s: float) -> None:
@@ -255,7 +255,7 @@ def _fetched_ends(settings: Settings, topic: str, ends: dict[int, int]) -> dict[
     """End offsets corrected from fetch high watermarks (tansu); imports Faust, so only then."""
     from faust.types import TP
 
-    from assetwatch.agents.worker.transport import fetched_high_watermarks
+    from assetwatch.agents.worker.faust_internals import fetched_high_watermarks
 
     fixed = fetched_high_watermarks(
         settings.kafka_client_config(), {TP(topic, p): end for p, end in ends.items()})

@@ -12,13 +12,13 @@ from faust.sensors import Monitor
 from faust.types import TransportT
 
 from assetwatch.agents.kafka.topics import STATE_TABLE
+from assetwatch.agents.worker.faust_internals import AssetwatchTransport, TansuTransport
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
-from assetwatch.agents.worker.transport import AssetwatchTransport, TansuTransport
 from assetwatch.settings import ClientValue, Settings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from faust.types import TP
 
-from assetwatch.agents.worker.transport import fetched_high_watermarks
+from assetwatch.agents.worker.faust_internals import fetched_high_watermarks
 from assetwatch.settings import Settings
 
 pytestmark = pytest.mark.integration
