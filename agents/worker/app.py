@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.sensors import Monitor
 from faust.types import TransportT
 
 from assetwatch.agents.kafka.topics import STATE_TABLE
-from assetwatch.agents.worker.faust_internals import AssetwatchTransport, TansuTransport
+from assetwatch.agents.worker.faust_internals import (
+    VERIFIED_FAUST_VERSIONS,
+    AssetwatchTransport,
+    TansuTransport,
+    channel_queue,
+    faust_version_verified,
+)
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
@@ -58,6 +64,10 @@ def create_app(
     watcher: ModelWatcher | None = None, silence: SilenceWatch | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
+    if not faust_version_verified():
+        log.warning("faust-streaming %s is not among the versions assetwatch's Faust-internals "
+                    "code was verified with (%s)", faust.__version__,
+                    ", ".join(sorted(VERIFIED_FAUST_VERSIONS)))
     servers = settings.kafka_bootstrap_servers.split(",")
     app = AssetwatchApp(
         settings.app_id,
@@ -94,7 +104,7 @@ def create_app(
         # message through the stream machinery and stop filling during processing (measured
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
-        queue = cast(faust.ChannelT[bytes], stream.channel).queue
+        queue = channel_queue(stream)
         await BatchPipeline(settings, scorer, states, metrics, silence).run(queue)
 
     if probe is not None:

@@ -1,4 +1,10 @@
-"""Broker compatibility layer (switch: ``ASSETWATCH_BROKER_COMPAT``).
+"""Everything that leans on Faust's (and aiokafka's) internals, fenced in one module.
+
+:data:`VERIFIED_FAUST_VERSIONS` lists the faust-streaming releases this code was read against
+and tested with; a worker on another one logs a warning, and a unit test fails, so an
+upgrade is a deliberate step: re-read the copied and private pieces below, then add it.
+
+Broker compatibility layer (switch: ``ASSETWATCH_BROKER_COMPAT``).
 
 tansu 0.6.0 answers ListOffsets(LATEST) with the base offset of the newest record batch plus
 one instead of the high watermark. Faust sizes changelog recovery with that answer, so a
@@ -19,13 +25,18 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
+import faust
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT
 from mode import ServiceT
 
+from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import BrokerError
 from assetwatch.settings import ClientValue
+
+VERIFIED_FAUST_VERSIONS = frozenset({"0.15.3"})
+"""faust-streaming releases whose internals this module was checked against."""
 
 FETCH_TIMEOUT_S = 15.0
 
@@ -177,3 +188,47 @@ class TansuTransport(AssetwatchTransport):
     """The aiokafka transport with end offsets corrected for tansu."""
 
     Consumer = _TansuConsumer
+
+
+def faust_version_verified() -> bool:
+    """True when the installed faust-streaming is one :data:`VERIFIED_FAUST_VERSIONS` lists."""
+    return faust.__version__ in VERIFIED_FAUST_VERSIONS
+
+
+def channel_queue(stream: Any) -> Any:
+    """The queue behind an agent's stream, which Faust's conductor fills with events."""
+    return cast(faust.ChannelT[bytes], stream.channel).queue
+
+
+def read_status(app: Any, topic: str) -> StreamStatus:
+    """The status of a started Faust ``app`` (call on its event loop)."""
+    consumer = app.consumer
+    client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    if client is None:  # aiokafka consumer not created yet
+        return StreamStatus("starting")
+    connected = any(conn.connected() for conn in list(client._client._conns.values()))
+    coordinator = getattr(client._coordinator, "coordinator_id", None)
+    assigned = sorted((tp for tp in consumer.assignment() if tp.topic == topic),
+                      key=lambda tp: tp.partition)
+    committed = consumer._committed_offset  # next offset to read, per Faust's last commit
+    lag = {}
+    for tp in assigned:
+        high, done = _highwater(consumer, tp), committed.get(tp)
+        if high is not None and done is not None:
+            lag[tp.partition] = max(high - done, 0)
+    return StreamStatus(
+        broker="connected" if connected and coordinator is not None else "disconnected",
+        rebalancing=bool(app.rebalancing),
+        recovering=bool(app.tables.recovery.in_recovery),
+        partitions=tuple(tp.partition for tp in assigned),
+        lag=lag,
+    )
+
+
+def _highwater(consumer: Any, tp: Any) -> int | None:
+    """The high watermark of the last fetch response, if there was one yet."""
+    try:
+        high = consumer.highwater(tp)
+    except (AssertionError, AttributeError):  # revoked meanwhile, or never fetched
+        return None
+    return int(high) if high is not None else None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from assetwatch.agents.worker.metrics import Metrics, Totals
-from assetwatch.agents.worker.probe import StreamStatus
+from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.models.bundle import ScoringModel
 
 

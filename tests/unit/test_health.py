@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from assetwatch.agents.endpoint import MonitoringServer
 from assetwatch.agents.worker.health import Health, unready_reasons
 from assetwatch.agents.worker.metrics import Metrics
-from assetwatch.agents.worker.probe import FaustProbe, StreamStatus
+from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import ConfigError
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.buckets import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets
