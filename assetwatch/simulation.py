@@ -47,7 +47,9 @@ class TelemetrySimulator:
     start_ms: int
     seed: int = 0
     failing: Iterable[int] = ()
-    """Indices of assets that degrade from the first tick on (failure injection)."""
+    """Indices of assets that degrade from ``failing_from_s`` on (failure injection)."""
+    failing_from_s: float = 0.0
+    """When the failing assets start degrading: after their baselines calibrate, say."""
     failure_rate_per_hour: float = 0.0
     """Expected spontaneous degradation starts per healthy asset-hour (a Poisson rate, >= 0)."""
     ramp_s: float = 1200.0
@@ -69,7 +71,8 @@ class TelemetrySimulator:
             for i in range(self.n_assets)
         ]
         for i in self.failing:
-            self._tracks[i].degrading_from = 0
+            self._tracks[i].degrading_from = int(self.failing_from_s
+                                                 / self.profile.reading_interval_s)
         sensors = self.profile.sensors
         self._baseline = np.array([s.baseline for s in sensors])
         self._noise = np.array([s.noise for s in sensors])
@@ -97,7 +100,7 @@ class TelemetrySimulator:
             for j, tick in enumerate(ticks):
                 if track.degrading_from is None and self._rng.random() < start_p:
                     track.degrading_from = int(tick)
-                if track.degrading_from is not None:
+                if track.degrading_from is not None and tick >= track.degrading_from:
                     ramp = (tick - track.degrading_from) / self._ramp_ticks
                     if ramp >= 1.0:  # failed, repaired: healthy again
                         track.degrading_from = None

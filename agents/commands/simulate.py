@@ -28,7 +28,8 @@ class SimulationPlan:
     rate: float | None = None
     """Readings per second; None means paced: one reading per asset per interval, in real time."""
     failing: int = 0
-    """How many assets degrade towards failure from the start."""
+    """How many assets degrade towards failure, from ``failing_from_s`` on."""
+    failing_from_s: float = 0.0
     ramp_s: float = 1200.0
     failure_rate_per_hour: float = 0.0
     """Chance per asset-hour (Poisson rate) that a healthy asset starts degrading."""
@@ -56,7 +57,7 @@ def simulated_readings(
         start_ms -= ticks * interval_ms
     sim = TelemetrySimulator(
         profile, plan.assets, start_ms, seed=plan.seed, failing=range(plan.failing),
-        ramp_s=plan.ramp_s, asset_prefix=plan.asset_prefix,
+        failing_from_s=plan.failing_from_s, ramp_s=plan.ramp_s, asset_prefix=plan.asset_prefix,
         failure_rate_per_hour=plan.failure_rate_per_hour,
     )
     started = now()

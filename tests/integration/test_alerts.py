@@ -36,8 +36,12 @@ def test_failing_assets_raise_one_alert_each_and_silent_assets_are_reported(
     # The session's small model (25 trees, 6 training assets) scores some healthy readings
     # just over 0.5 while their 30-min windows fill (measured: a healthy asset raised at 0.52
     # with the default threshold); 0.6 is a threshold a user of such a model would pick.
+    # Nothing is raised while an asset calibrates its baseline, so the failing assets start
+    # degrading once their calibration readings are in.
     settings = make_settings(profiles=("cnc",), silence_after_s=3, alert_failure_threshold=0.6)
-    plan = SimulationPlan(assets=10, count=10 * 600, rate=1e9, failing=2, ramp_s=600, seed=5)
+    calibration = load_profile("cnc").baseline.calibration_readings
+    plan = SimulationPlan(assets=10, count=10 * (calibration + 600), rate=1e9, failing=2,
+                          failing_from_s=calibration, ramp_s=600, seed=5)
     readings = list(simulated_readings(load_profile("cnc"), plan, threading.Event(), time.time))
     worker = start_worker(settings)
     publish(ReadingPublisher(settings), readings)

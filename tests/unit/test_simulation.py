@@ -58,3 +58,12 @@ def test_starts_per_healthy_hour_match_the_rate(cnc: Profile) -> None:
 
     # About 230 starts expected (sd about 15), so 30 % is four and a half sd; the seed is fixed.
     assert observed == pytest.approx(rate, rel=0.3)
+
+
+def test_failing_assets_start_degrading_when_told(cnc: Profile) -> None:
+    sim = TelemetrySimulator(cnc, 3, START_MS, failing=[1], failing_from_s=300, ramp_s=100)
+    labels = sim.block(450).labels
+
+    assert not labels[:300].any()
+    assert labels[300:400, 1].all() and not labels[400:, 1].any()
+    assert not labels[:, [0, 2]].any()
