@@ -14,9 +14,9 @@ from assetwatch.features.baseline import Baseline
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile, load_profile
 from assetwatch.features.state import AssetState
+from tests.data import SKAB_VALVE1
 
 START_MS = 1_700_000_000_000
-SKAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "skab" / "valve1"
 
 
 def _pump_stream(pump: Profile, n: int, shift_from: int | None = None,
@@ -125,14 +125,13 @@ def test_an_idle_sensor_does_not_flag_every_rounding_step(pump: Profile) -> None
     assert 0.0 < np.abs(scores.z[460:, flow]).max() < 1.0
 
 
-@pytest.mark.skipif(not SKAB.is_dir(), reason="needs ../shared/data/skab beside the checkout")
 def test_on_skab_valve1_the_pump_baseline_tells_closures_from_normal(pump: Profile) -> None:
     """SKAB's outlier protocol, offline through the serving code: 400 rows calibrate each file.
 
     The streaming check of the same figures is ``assetwatch evaluate`` (README).
     """
     tp = fp = fn = tn = 0
-    for path in sorted(SKAB.glob("*.csv")):
+    for path in sorted(SKAB_VALVE1.glob("*.csv")):
         frame = pd.read_csv(path, sep=";")
         times = (pd.to_datetime(frame["datetime"]) - pd.Timestamp(0)) // pd.Timedelta("1ms")
         values = frame[[s.csv_column for s in pump.sensors]].to_numpy(dtype=float)

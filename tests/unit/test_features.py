@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -18,12 +17,9 @@ from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile, load_profile
 from assetwatch.features.state import AssetState
 from assetwatch.simulation import TelemetrySimulator
+from tests.data import SKAB_VALVE1
 
-# The SKAB data lives in ../shared beside the checkout (ASSETWATCH_SHARED_DIR overrides).
-SHARED_DIR = Path(
-    os.environ.get("ASSETWATCH_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")
-)
-SKAB_CSV = SHARED_DIR / "data" / "skab" / "valve1" / "1.csv"
+SKAB_CSV = SKAB_VALVE1 / "1.csv"
 START_MS = 1_700_000_000_000
 SKAB_NON_SENSOR_COLUMNS = {"datetime", "anomaly", "changepoint"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +33,9 @@ from assetwatch.models.search import CONTAMINATIONS
 from assetwatch.models.training import TrainingResult, time_split, train_models
 from assetwatch.retrain import TrainRequest, run_training
 from assetwatch.settings import Settings
+from tests.data import SKAB_VALVE1
 
-# The SKAB data lives in ../shared beside the checkout (ASSETWATCH_SHARED_DIR overrides).
-SHARED_DIR = Path(
-    os.environ.get("ASSETWATCH_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")
-)
-SKAB_CSV = SHARED_DIR / "data" / "skab" / "valve1" / "1.csv"
+SKAB_CSV = SKAB_VALVE1 / "1.csv"
 SKAB_ROWS = slice(250, None)
 """895 rows; anomalies (rows 572-973 of the file) fall in both parts of the time split."""
 TRIALS = 4
