@@ -81,17 +81,20 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from assetwatch.agents.commands.replay import csv_readings, read_csv_readings
+    from assetwatch.agents.commands.replay import read_replay_file, telemetry_records
     from assetwatch.agents.kafka.producer import ReadingPublisher, publish
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.features.profiles import load_profile
+    from assetwatch.features.readings import default_asset_id
 
     ensure_topics(settings)
     profile = load_profile(args.asset_type, settings.profiles_dir)
-    frame = read_csv_readings(Path(args.file), profile)
-    asset = args.asset_id or f"{profile.name}-{Path(args.file).stem}"
+    path = Path(args.file)
+    asset = args.asset_id or default_asset_id(profile.name, path)
+    frame = read_replay_file(path, profile, asset)
     rate = 1.0 / profile.reading_interval_s if args.paced else args.rate
-    sent = publish(ReadingPublisher(settings), csv_readings(frame, profile, asset), rate=rate)
+    sent = publish(ReadingPublisher(settings), telemetry_records(frame, profile, asset),
+                   rate=rate)
     print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
     return 0
 
@@ -248,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(run=_cmd_simulate)
 
-    replay = verbs.add_parser("replay", help="publish a CSV of one asset's readings")
+    replay = verbs.add_parser("replay", help="publish a readings file (CSV, Parquet) of one asset")
     replay.add_argument("file")
     replay.add_argument("--asset-type", default="pump")
-    replay.add_argument("--asset-id", default=None, help="default: <type>-<file stem>")
+    replay.add_argument("--asset-id", default=None, help="default: <type>-<folder>-<file stem>")
     rpace = replay.add_mutually_exclusive_group()
     rpace.add_argument("--rate", type=float, default=None, help="default: as fast as possible")
     rpace.add_argument("--paced", action="store_true", help="one row per reading interval")
