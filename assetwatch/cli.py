@@ -1,5 +1,5 @@
-"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, dlq, train,
-promote, rollback, label, feedback."""
+"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, evaluate, consume, dlq,
+train, promote, rollback, label, feedback."""
 
 from __future__ import annotations
 
@@ -97,6 +97,22 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                    rate=rate)
     print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
     return 0
+
+
+def _cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from assetwatch.agents.commands.evaluate import EvaluateOptions, run_evaluation
+    from assetwatch.models.evaluation import format_table
+
+    options = EvaluateOptions(tuple(Path(f) for f in args.files), args.asset_type, args.plot,
+                              args.skip_rows, args.label_column, args.external, args.timeout)
+    run = run_evaluation(settings, options)
+    if not args.json:
+        print(format_table(run.evaluation), flush=True)
+    print(json.dumps(run.as_dict()), flush=True)
+    if run.timed_out:
+        print(f"assetwatch: deadline of {args.timeout:g}s passed with readings unanswered "
+              f"({run.as_dict()['pooled']['missing']} missing)", file=sys.stderr)
+    return 0 if run.evaluation.complete and not run.timed_out else 1
 
 
 def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
@@ -259,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     rpace.add_argument("--rate", type=float, default=None, help="default: as fast as possible")
     rpace.add_argument("--paced", action="store_true", help="one row per reading interval")
     replay.set_defaults(run=_cmd_replay)
+
+    evaluate = verbs.add_parser("evaluate", help="backtest labelled files through a worker")
+    evaluate.add_argument("files", nargs="+", metavar="FILE", help="CSV (SKAB's too) or Parquet")
+    evaluate.add_argument("--asset-type", default="pump")
+    evaluate.add_argument("--label-column", default=None, help="default: anomaly, else label")
+    evaluate.add_argument("--skip-rows", type=_count, default=400,
+                          help="first rows of each file not scored (SKAB: 400)")
+    evaluate.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                          help="write one PNG per file to DIR")
+    evaluate.add_argument("--json", action="store_true", help="only the JSON line")
+    evaluate.add_argument("--external", action="store_true",
+                          help="use ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS, not an embedded broker")
+    evaluate.add_argument("--timeout", type=float, default=600.0,
+                          help="seconds for the worker to get ready, then for all outcomes")
+    evaluate.set_defaults(run=_cmd_evaluate)
 
     consume = verbs.add_parser("consume", help="print a topic's records as JSON lines")
     consume.add_argument("topic")

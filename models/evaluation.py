@@ -149,7 +149,7 @@ class FileReport:
         return self.missing == 0 and self.duplicates == 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.name, "readings": self.readings, "skipped": self.skipped,
+        return {"asset_id": self.name, "readings": self.readings, "skipped": self.skipped,
                 "calibrating": self.calibrating, "unanswered": self.unanswered,
                 "rows": self.rows, "missing": self.missing, "duplicates": self.duplicates,
                 "dead_letters": self.dead_letters, **self.confusion.as_dict()}
@@ -236,7 +236,7 @@ def _line(name: str, rows: int, c: Confusion, missing: int, duplicates: int, dea
 
 def format_table(evaluation: Evaluation) -> str:
     """The human-readable report: one line per file, the pooled line, the AUCs."""
-    head = (f"{'file':<28} {'rows':>6} {'tp':>5} {'fp':>5} {'fn':>5} {'tn':>5} {'prec':>6} "
+    head = (f"{'asset':<28} {'rows':>6} {'tp':>5} {'fp':>5} {'fn':>5} {'tn':>5} {'prec':>6} "
             f"{'recall':>6} {'f1':>6} {'far':>6} {'mar':>6} {'miss':>5} {'dup':>4} {'dead':>5}")
     lines = [head, "-" * len(head)]
     lines += [_line(r.name, r.rows, r.confusion, r.missing, r.duplicates, r.dead_letters)

@@ -115,10 +115,23 @@ def test_match_outcomes_takes_the_first_prediction_and_reads_new_fields_with_def
 
 
 def test_report_json_and_table_carry_every_file_and_the_pool() -> None:
-    result = evaluate([_outcomes([1, 0], [True, True], "valve1/1.csv")], skip_rows=0)
+    result = evaluate([_outcomes([1, 0], [True, True], "pump-valve1-1")], skip_rows=0)
     document = result.as_dict()
 
     assert document["files"][0]["rows"] == 2 and document["files"][0]["far"] == 1.0
     assert document["pooled"]["f1"] == pytest.approx(2 / 3) and document["complete"]
     table = format_table(result)
-    assert "valve1/1.csv" in table and "pooled" in table and "anomaly_score" in table
+    assert "pump-valve1-1" in table and "pooled" in table and "anomaly_score" in table
+
+
+def test_plot_is_a_png_with_spans_from_the_labels() -> None:
+    from assetwatch.models.evaluation_plots import evaluation_png, label_spans
+
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    assert label_spans(labels) == [(2, 3), (5, 5)]
+    assert label_spans(np.zeros(3)) == []
+
+    seconds = np.arange(6.0)
+    png = evaluation_png("t", seconds, {"a": np.arange(6.0), "flat": np.ones(6)},
+                         np.linspace(-1, 1, 6), labels, labels.astype(bool), 0.0, skip_rows=2)
+    assert png.startswith(b"\x89PNG")
