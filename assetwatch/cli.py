@@ -1,5 +1,5 @@
-"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, consume, dlq, train,
-promote, rollback, label, feedback."""
+"""The ``assetwatch`` command: demo, broker, worker, simulate, replay, evaluate, consume, dlq,
+train, promote, rollback, label, feedback."""
 
 from __future__ import annotations
 
@@ -81,19 +81,38 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from assetwatch.agents.commands.replay import csv_readings, read_csv_readings
+    from assetwatch.agents.commands.replay import read_replay_file, telemetry_records
     from assetwatch.agents.kafka.producer import ReadingPublisher, publish
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.features.profiles import load_profile
+    from assetwatch.features.readings import default_asset_id
 
     ensure_topics(settings)
     profile = load_profile(args.asset_type, settings.profiles_dir)
-    frame = read_csv_readings(Path(args.file), profile)
-    asset = args.asset_id or f"{profile.name}-{Path(args.file).stem}"
+    path = Path(args.file)
+    asset = args.asset_id or default_asset_id(profile.name, path)
+    frame = read_replay_file(path, profile, asset)
     rate = 1.0 / profile.reading_interval_s if args.paced else args.rate
-    sent = publish(ReadingPublisher(settings), csv_readings(frame, profile, asset), rate=rate)
+    sent = publish(ReadingPublisher(settings), telemetry_records(frame, profile, asset),
+                   rate=rate)
     print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
     return 0
+
+
+def _cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from assetwatch.agents.commands.evaluate import EvaluateOptions, run_evaluation
+    from assetwatch.models.evaluation import format_table
+
+    options = EvaluateOptions(tuple(Path(f) for f in args.files), args.asset_type, args.plot,
+                              args.skip_rows, args.label_column, args.external, args.timeout)
+    run = run_evaluation(settings, options)
+    if not args.json:
+        print(format_table(run.evaluation), flush=True)
+    print(json.dumps(run.as_dict()), flush=True)
+    if run.timed_out:
+        print(f"assetwatch: deadline of {args.timeout:g}s passed with readings unanswered "
+              f"({run.as_dict()['pooled']['missing']} missing)", file=sys.stderr)
+    return 0 if run.evaluation.complete and not run.timed_out else 1
 
 
 def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
@@ -259,14 +278,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(run=_cmd_simulate)
 
-    replay = verbs.add_parser("replay", help="publish a CSV of one asset's readings")
+    replay = verbs.add_parser("replay", help="publish a readings file (CSV, Parquet) of one asset")
     replay.add_argument("file")
     replay.add_argument("--asset-type", default="pump")
-    replay.add_argument("--asset-id", default=None, help="default: <type>-<file stem>")
+    replay.add_argument("--asset-id", default=None, help="default: <type>-<folder>-<file stem>")
     rpace = replay.add_mutually_exclusive_group()
     rpace.add_argument("--rate", type=float, default=None, help="default: as fast as possible")
     rpace.add_argument("--paced", action="store_true", help="one row per reading interval")
     replay.set_defaults(run=_cmd_replay)
+
+    evaluate = verbs.add_parser("evaluate", help="backtest labelled files through a worker")
+    evaluate.add_argument("files", nargs="+", metavar="FILE", help="CSV (SKAB's too) or Parquet")
+    evaluate.add_argument("--asset-type", default="pump")
+    evaluate.add_argument("--label-column", default=None, help="default: anomaly, else label")
+    evaluate.add_argument("--skip-rows", type=_count, default=400,
+                          help="first rows of each file not scored (SKAB: 400)")
+    evaluate.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                          help="write one PNG per file to DIR")
+    evaluate.add_argument("--json", action="store_true", help="only the JSON line")
+    evaluate.add_argument("--external", action="store_true",
+                          help="use ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS, not an embedded broker")
+    evaluate.add_argument("--timeout", type=float, default=600.0,
+                          help="seconds for the worker to get ready, then for all outcomes")
+    evaluate.set_defaults(run=_cmd_evaluate)
 
     consume = verbs.add_parser("consume", help="print a topic's records as JSON lines")
     consume.add_argument("topic")

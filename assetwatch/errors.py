@@ -32,3 +32,11 @@ class BrokerError(AssetwatchError):
 
 class ModelRejectedError(AssetwatchError):
     """A model version failed the checks a worker runs before serving it."""
+
+
+class WorkerError(AssetwatchError):
+    """A worker subprocess exited, or did not become ready in time."""
+
+
+class EvaluationError(AssetwatchError):
+    """An evaluation run could not account for every reading it sent."""

@@ -32,16 +32,45 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 LABEL = "label"
 
 
+SEPARATORS = (";", ",", "\t")
+
+
+def sniff_separator(first_line: str) -> str:
+    """The separator the header line uses most (``,`` when it holds none), for the C engine.
+
+    >>> sniff_separator("datetime;Accelerometer1RMS;anomaly"), sniff_separator("timestamp,x")
+    (';', ',')
+    """
+    return max(SEPARATORS, key=lambda sep: (first_line.count(sep), sep == ","))
+
+
+def read_readings_file(path: Path) -> pd.DataFrame:
+    """The file's table as it is: Parquet, or CSV with the header's separator."""
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            return pd.read_parquet(path)
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            separator = sniff_separator(handle.readline())
+        return pd.read_csv(path, sep=separator)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ConfigError(f"{path}: cannot read readings: {exc}") from exc
+
+
+def default_asset_id(prefix: str, path: Path) -> str:
+    """``<prefix>-<folder>-<stem>``: unique per file path, unlike the stem alone
+    (``valve1/1.csv`` and ``other/1.csv`` would collide).
+
+    >>> default_asset_id("pump", Path("data/skab/valve1/1.csv"))
+    'pump-valve1-1'
+    """
+    folder = path.resolve().parent.name
+    return "-".join(part for part in (prefix, folder, path.stem) if part)
+
+
 def read_labelled_readings(path: Path, profile: Profile, label_column: str = LABEL
                            ) -> pd.DataFrame:
     """Read one file; a missing asset_id column defaults to the file's stem."""
-    try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, sep=None, engine="python")
-    except (OSError, ValueError, csv.Error) as exc:
-        raise ConfigError(f"{path}: cannot read readings: {exc}") from exc
+    frame = read_readings_file(path)
     try:
         return labelled_readings(frame, profile, label_column, path.stem)
     except ConfigError as exc:
@@ -52,9 +81,20 @@ def labelled_readings(frame: pd.DataFrame, profile: Profile, label_column: str,
                       default_asset_id: str) -> pd.DataFrame:
     """asset_id, timestamp (ms), the profile's sensors and 0/1 ``label``, in file order.
 
+    Rows a worker would dead-letter (a sensor non-finite or out of range) are dropped, so
+    the models learn from what serving folds.
+    """
+    out = sensor_readings(frame, profile, default_asset_id)
+    out[LABEL] = labels(frame, label_column)
+    return _servable(out, profile)
+
+
+def sensor_readings(frame: pd.DataFrame, profile: Profile, default_asset_id: str
+                    ) -> pd.DataFrame:
+    """asset_id, timestamp (ms) and the profile's sensors, every row kept in file order.
+
     A sensor column may carry the sensor's name or its ``csv_column`` alias; times without a
-    zone are UTC. Rows a worker would dead-letter (a sensor non-finite or out of range) are
-    dropped, so the models learn from what serving folds.
+    zone are UTC. Replay and evaluate send every row, so the worker judges the bad ones.
     """
     if frame.empty:
         raise ConfigError("no readings")
@@ -68,8 +108,7 @@ def labelled_readings(frame: pd.DataFrame, profile: Profile, label_column: str,
             raise ConfigError(f"no column for {profile.name} sensor {sensor.name}"
                               f" (nor {sensor.csv_column!r}); columns: {list(frame.columns)}")
         out[sensor.name] = _numbers(frame[column], column)
-    out[LABEL] = _labels(frame, label_column)
-    return _servable(out, profile)
+    return out
 
 
 def _timestamps(frame: pd.DataFrame) -> pd.Series:
@@ -97,7 +136,8 @@ def _numbers(column: pd.Series, name: str) -> pd.Series:
         raise ConfigError(f"column {name!r} is not numeric: {exc}") from exc
 
 
-def _labels(frame: pd.DataFrame, label_column: str) -> pd.Series:
+def labels(frame: pd.DataFrame, label_column: str) -> pd.Series:
+    """The 0/1 label column, checked."""
     if label_column not in frame.columns:
         raise ConfigError(f"no label column {label_column!r} (choose one with --label-column);"
                           f" columns: {list(frame.columns)}")

@@ -41,7 +41,7 @@ def confusion_matrix_png(labels: np.ndarray, predicted: np.ndarray) -> bytes:
     axes.set_yticks([0, 1], CLASS_NAMES)
     axes.set(xlabel="predicted (probability >= 0.5)", ylabel="actual",
              title="Failure classifier, validation rows")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def roc_curve_png(labels: np.ndarray, probability: np.ndarray) -> bytes:
@@ -54,7 +54,7 @@ def roc_curve_png(labels: np.ndarray, probability: np.ndarray) -> bytes:
     axes.set(xlabel="false positive rate", ylabel="true positive rate",
              title="ROC curve, validation rows", xlim=(0, 1), ylim=(0, 1.01))
     axes.legend(loc="lower right")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def feature_importance_png(feature_names: tuple[str, ...], importances: np.ndarray) -> bytes:
@@ -66,10 +66,10 @@ def feature_importance_png(feature_names: tuple[str, ...], importances: np.ndarr
     axes.set(xlabel="mean decrease in impurity",
              title=f"Failure classifier: top {len(top)} of {len(feature_names)} features")
     axes.tick_params(axis="y", labelsize=8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)  # attaches itself to the figure
     buffer = BytesIO()
     figure.savefig(buffer, format="png", dpi=100)

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readin
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import start_broker
+from assetwatch.agents.local.worker_process import WorkerProcess
 from assetwatch.features.profiles import load_profile
 from assetwatch.models.registry import RegistryConfig, register
 from assetwatch.models.training import synthetic_readings, train_models
@@ -87,6 +87,7 @@ def main() -> None:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None, kafka_bootstrap_servers=servers, broker_compat=compat,
             data_dir=Path(tmp), profiles=("cnc",), topic_prefix=f"bench{os.getpid()}",
+            log_level="WARNING", metrics_port=0,
         )
         ensure_topics(settings)
         profile = load_profile("cnc")
@@ -95,12 +96,8 @@ def main() -> None:
                                 trees=args.trees)
         register(RegistryConfig.from_settings(settings), training)
 
-        env = {**os.environ, "ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS": servers,
-               "ASSETWATCH_BROKER_COMPAT": compat, "ASSETWATCH_DATA_DIR": tmp,
-               "ASSETWATCH_PROFILES": '["cnc"]', "ASSETWATCH_TOPIC_PREFIX": settings.topic_prefix,
-               "ASSETWATCH_LOG_LEVEL": "WARNING", "ASSETWATCH_METRICS_PORT": "0"}
-        worker = subprocess.Popen([sys.executable, "-m", "assetwatch", "worker"], env=env,
-                                  stderr=args.worker_log.open("wb"))
+        args.worker_log.unlink(missing_ok=True)  # one run per log
+        worker = WorkerProcess(settings, args.worker_log.resolve(), cwd=Path.cwd())
         try:
             readings = list(simulated_readings(
                 profile, SimulationPlan(assets=args.assets, count=args.events + args.assets * 20,
@@ -120,8 +117,7 @@ def main() -> None:
                    for pid, before in zip((worker.pid, *helpers), cpu_before, strict=True)]
             counter.close()
         finally:
-            worker.terminate()
-            worker.wait(30)
+            worker.stop(30)
     seconds = finished - started
     print(json.dumps({
         "events": len(timed), "assets": args.assets, "trees": args.trees,

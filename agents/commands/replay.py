@@ -1,4 +1,7 @@
-"""CSV readings for one asset (SKAB's ``;`` format included) as TelemetryReading records."""
+"""Readings files (CSV with ``,`` or ``;``, SKAB's format, Parquet) as TelemetryReading records.
+
+The file is read by :mod:`assetwatch.features.readings`, the same reader training uses.
+"""
 
 from __future__ import annotations
 
@@ -11,39 +14,22 @@ import pandas as pd
 
 from assetwatch.errors import ConfigError
 from assetwatch.features.profiles import Profile
-
-TIME_COLUMNS = ("timestamp", "datetime", "time")
-
-
-def read_csv_readings(path: Path, profile: Profile) -> pd.DataFrame:
-    """Columns timestamp (epoch ms) and one per profile sensor, in file order.
-
-    The separator is sniffed (``,`` or ``;``); a sensor column may carry the sensor's name
-    or its ``csv_column`` alias; times without a zone are taken as UTC.
-    """
-    frame = pd.read_csv(path, sep=None, engine="python")
-    time_column = next((c for c in frame.columns if c.lower() in TIME_COLUMNS), None)
-    if time_column is None:
-        raise ConfigError(f"{path}: no time column (one of {TIME_COLUMNS})")
-    out = pd.DataFrame(index=frame.index)
-    times = frame[time_column]
-    if pd.api.types.is_numeric_dtype(times):
-        out["timestamp"] = times.astype("int64")
-    else:
-        parsed = pd.to_datetime(times, utc=True)
-        out["timestamp"] = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    for sensor in profile.sensors:
-        column = next((c for c in (sensor.name, sensor.csv_column) if c in frame.columns), None)
-        if column is None:
-            raise ConfigError(f"{path}: no column for sensor {sensor.name} ({sensor.csv_column})")
-        out[sensor.name] = frame[column].astype(float)
-    return out
+from assetwatch.features.readings import read_readings_file, sensor_readings
 
 
-def csv_readings(
+def read_replay_file(path: Path, profile: Profile, asset_id: str) -> pd.DataFrame:
+    """Every row of one file: timestamp (epoch ms) and one column per profile sensor."""
+    try:
+        return sensor_readings(read_readings_file(path), profile, asset_id)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def telemetry_records(
     frame: pd.DataFrame, profile: Profile, asset_id: str, time_offset_ms: int = 0
 ) -> Iterator[dict[str, Any]]:
-    """One TelemetryReading per row; event ids are unique per replay run."""
+    """One TelemetryReading per row, all for ``asset_id``; event ids are unique per run
+    and end in the row number, so outputs can be matched back to rows."""
     run = uuid.uuid4().hex[:8]
     names = list(profile.sensor_names)
     timestamps = (frame["timestamp"] + time_offset_ms).tolist()

@@ -8,8 +8,6 @@ outputs, stops everything and prints one JSON summary line.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +21,7 @@ from assetwatch.agents.kafka.consumer import RecordReader
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import start_broker
+from assetwatch.agents.local.worker_process import WorkerProcess
 from assetwatch.agents.worker.run import load_models
 from assetwatch.features.profiles import load_profiles
 from assetwatch.settings import Settings
@@ -61,16 +60,6 @@ class Tally:
         elif kind == "DeadLetter":
             self.dead_letters += 1
             self.reasons[fields["reason"]] += 1
-
-
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ,
-           "ASSETWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "ASSETWATCH_BROKER_COMPAT": settings.broker_compat,
-           "ASSETWATCH_DATA_DIR": str(settings.data_dir.resolve())}
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "assetwatch", "worker"], env=env,
-                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _simulators(
@@ -121,7 +110,7 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
         print("loading models (the first run trains and registers the baselines)...",
               file=sys.stderr, flush=True)
         models = load_models(settings, load_profiles(settings.profiles, settings.profiles_dir))
-        worker = _start_worker(settings, logs / "worker.log")
+        worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd())
         stop = threading.Event()
         threads, publishers = _simulators(settings, options, stop)
         tally = Tally(versions={m.name: m.version for m in models.values()})
@@ -138,8 +127,7 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
                 thread.join(30)
             produced = sum(p.sent for p in publishers)
             _drain(settings, tally, produced)
-            worker.terminate()
-            worker.wait(60)
+            worker.stop(60)
     return {
         "events_produced": produced,
         "predictions": tally.predictions,
@@ -153,15 +141,13 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
 
 def _watch(
     settings: Settings, options: DemoOptions, tally: Tally, publishers: list[ReadingPublisher],
-    worker: subprocess.Popen[bytes], started: float, stop: threading.Event,
+    worker: WorkerProcess, started: float, stop: threading.Event,
 ) -> None:
     topics = [settings.predictions_topic, settings.dead_letter_topic]
     last_shown, last_count = started, 0
     with RecordReader(settings, topics) as reader:
         while options.duration_s is None or time.monotonic() - started < options.duration_s:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}; "
-                                   f"see {settings.data_dir / 'logs' / 'worker.log'}")
+            worker.check_alive()
             for record in reader.poll(0.5):
                 tally.add(record.kind, record.fields)
             now = time.monotonic()

@@ -7,11 +7,7 @@ otherwise the bundled tansu binary on a free 127.0.0.1 port (what CI here uses).
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +21,8 @@ import pytest
 from assetwatch.agents.kafka.consumer import Record, RecordReader
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import start_broker
+from assetwatch.agents.local.worker_process import WorkerProcess as LocalWorker
+from assetwatch.agents.local.worker_process import settings_env as settings_env  # re-exported
 from assetwatch.features.profiles import load_profile
 from assetwatch.models.registry import RegistryConfig, register
 from assetwatch.models.training import synthetic_readings, train_models
@@ -96,49 +94,8 @@ def make_settings(
     return make
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ASSETWATCH_* variables, for a worker subprocess."""
-    env = {}
-    for name, value in settings.model_dump(exclude_unset=False).items():
-        if value is None:
-            continue
-        if isinstance(value, tuple | list):
-            text = json.dumps(list(value))
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        env[f"ASSETWATCH_{name.upper()}"] = text
-    return env
-
-
-class WorkerProcess:
-    """``assetwatch worker`` in a subprocess, logging to a file."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")}
-        env.update(settings_env(settings))
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "assetwatch", "worker"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=log_path.parent,
-        )
-
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """Graceful stop (SIGTERM): Faust commits offsets and flushes before exiting."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+class WorkerProcess(LocalWorker):
+    """The shared worker helper; :meth:`alive` fails the test instead of raising."""
 
     def alive(self) -> None:
         """Fail the test, with the end of the worker's log, if the worker has exited."""

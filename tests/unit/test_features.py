@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assetwatch.agents.commands.replay import read_csv_readings
+from assetwatch.agents.commands.replay import read_replay_file
 from assetwatch.errors import ConfigError, SerializationError
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.offline import compute_features
@@ -436,8 +436,7 @@ def test_offline_and_online_features_agree_on_interleaved_fleet(cnc: Profile) ->
 
 def test_offline_and_online_features_agree_on_skab_valve_data(pump: Profile) -> None:
     """Parity on real SKAB pump telemetry, fed online in file order (timestamps ascend)."""
-    frame = read_csv_readings(SKAB_CSV, pump)
-    frame.insert(0, "asset_id", "valve1-1")
+    frame = read_replay_file(SKAB_CSV, pump, "valve1-1")
     assert frame["timestamp"].is_monotonic_increasing
 
     offline = compute_features(frame, pump)
