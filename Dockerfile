@@ -5,7 +5,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    ASSETWATCH_DATA_DIR=/data
+    ASSETWATCH_DATA_DIR=/data \
+    ASSETWATCH_HTTP_HOST=0.0.0.0
 
 # assetwatch/ links the root folders in (assetwatch.agents, ...); the wheel copies their files.
 # Install from a throwaway source folder: the package lands in site-packages and the

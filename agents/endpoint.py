@@ -1,22 +1,30 @@
 """The HTTP endpoint: /metrics (Prometheus), /health (readiness), /live (liveness), extras.
 
-Standard-library HTTP server on daemon threads, so a scrape never runs on the event loop;
-a worker's /health asks the loop for the stream status with a short timeout. Services add
-JSON paths of their own as ``routes`` (the feedback service's /performance).
+Standard-library HTTP server on a small thread pool, so a scrape never runs on the event
+loop; a worker's /health asks the loop for the stream status with a short timeout. Services
+add JSON paths of their own as ``routes`` (the feedback service's /performance).
+
+Connections are bounded: ``threads`` requests are served at once, as many more wait, and the
+rest are closed at once; a connection idle for ``timeout_s`` is closed, so idle clients hold
+neither a thread nor a socket for long. A client that hangs up early is not an error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from assetwatch.errors import ConfigError
+from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +60,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif path in self.routes:
                 self._json(*self.routes[path]())
             else:
-                self._json(404, {"error": f"no such path: {path}",
+                self._json(404, {"error": f"no such path: {path[:200]}",
                                  "paths": ["/metrics", "/health", "/live", *self.routes]})
+        except HUNG_UP:
+            log.debug("GET %s: the client hung up", loggable(path))
         except Exception as exc:  # a broken probe answers 500, it must not kill the server
-            log.exception("GET %s failed", path)
+            log.exception("GET %s failed", loggable(path))
             self._json(500, {"error": repr(exc)})
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -69,25 +79,68 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), loggable(format % args))
+
+
+HUNG_UP = (ConnectionError, TimeoutError)
+"""What writing to (or reading from) a client that went away or went quiet raises."""
+
+
+class BoundedHTTPServer(HTTPServer):
+    """An HTTP server on ``threads`` pool threads; beyond ``2 * threads`` connections in
+    hand, new ones are closed unanswered rather than queued without bound."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 threads: int) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self._slots = threading.BoundedSemaphore(2 * threads)
+        super().__init__(address, handler)  # binds: closes the pool again if that fails
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: refuse, do not queue
+            return
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or timed out is routine; anything else is logged, once."""
+        error = sys.exc_info()[1]
+        if isinstance(error, HUNG_UP):
+            log.debug("connection from %s ended early: %r", client_address, error)
+        else:
+            log.warning("HTTP connection from %s failed: %r", client_address, error)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class MonitoringServer:
     """Serves the endpoint on ``port`` (0 picks a free one) from :meth:`start` to :meth:`close`.
 
-    It listens on every interface by default: Prometheus scrapes from another host.
+    It listens on loopback by default (settings ``http_host``); the container images listen on
+    every interface, since Prometheus scrapes them from another host.
     """
 
     def __init__(self, port: int, registry: CollectorRegistry, health: HealthSource,
-                 host: str = "0.0.0.0", routes: Mapping[str, Route] | None = None) -> None:
+                 host: str = "127.0.0.1", routes: Mapping[str, Route] | None = None,
+                 threads: int = 8, timeout_s: float = 10.0) -> None:
         self._routes = dict(routes or {})
         handler = type("Handler", (_Handler,), {"registry": registry, "health": health,
-                                                "routes": self._routes})
+                                                "routes": self._routes, "timeout": timeout_s})
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
-        except OSError as exc:
+            self._server = BoundedHTTPServer((host, port), handler, threads)
+        except (OSError, socket.gaierror) as exc:
             raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc}") from exc
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="metrics-endpoint", daemon=True)
 

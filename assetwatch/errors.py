@@ -1,5 +1,7 @@
 """One exception root; small subclasses raised where the failure happens."""
 
+from __future__ import annotations
+
 
 class AssetwatchError(Exception):
     """Root of every error assetwatch raises on purpose."""
@@ -20,6 +22,18 @@ class InvalidReadingError(AssetwatchError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self) -> tuple[type[InvalidReadingError], tuple[str, str]]:
+        """Pickles with both arguments (the default would re-create it from the message)."""
+        return type(self), (self.reason, self.detail)
+
+
+class ScoringHelperError(AssetwatchError):
+    """A batch failed in the scoring helper process; the cause travels as text.
+
+    Third-party exceptions (confluent-kafka's among them) may not pickle, and one that cannot
+    cross back from the helper would crash the agent with a PicklingError instead.
+    """
 
 
 class ModelUnavailableError(AssetwatchError):

@@ -66,8 +66,17 @@ class Settings(BaseSettings):
     """Readings larger than this go to dead letters as oversized."""
     late_grace_s: float = Field(default=30.0, ge=0)
     """Readings older than the asset's newest one by more than this are dead-lettered (late)."""
-    max_future_skew_s: float = Field(default=300.0, ge=0)
+    # At most late_grace_s: a reading ahead by more would move its asset's watermark so far
+    # that the asset's on-time readings after it were late.
+    max_future_skew_s: float = Field(default=30.0, ge=0)
     """Readings stamped further than this ahead of the worker's clock are rejected."""
+    # Catches 0, negative and seconds-for-milliseconds timestamps; raise it to replay history.
+    max_past_age_s: float = Field(default=7 * 86_400.0, gt=0)
+    """Readings stamped further than this behind the worker's clock are dead-lettered (too_old)."""
+    max_id_length: int = Field(default=256, ge=1, le=65_536)
+    """Longest asset_id or event_id accepted, in characters (longer: dead letter id_too_long)."""
+    max_message_bytes: int = Field(default=1_000_000, ge=16_384, le=100_000_000)
+    """librdkafka message.max.bytes of the output producer; dead letters are cut to fit it."""
     session_timeout_s: float = Field(default=6.0, gt=0)
     """Consumer group session timeout (small: the group join waits half of it)."""
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
@@ -76,6 +85,12 @@ class Settings(BaseSettings):
     """Port of the worker's Faust web server (0 picks a free one)."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the worker's /metrics, /health and /live HTTP endpoint (0 picks a free one)."""
+    http_host: str = "127.0.0.1"
+    """Interface the HTTP endpoints listen on (loopback; the container images set 0.0.0.0)."""
+    http_threads: int = Field(default=8, ge=1, le=256)
+    """Requests an HTTP endpoint serves at once; as many more wait, beyond that are refused."""
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    """An HTTP connection idle (or sending its request) this long is closed."""
 
     # --- asset alerts --------------------------------------------------------------------
     alert_k: int = Field(default=3, ge=1)
@@ -88,6 +103,8 @@ class Settings(BaseSettings):
     """Event-time seconds after an asset alert before the same asset may raise again."""
     silence_after_s: float = Field(default=60.0, ge=0)
     """Alert when an asset that was reporting sends nothing for this long (0: off)."""
+    silence_forget_s: float = Field(default=86_400.0, ge=0)
+    """Stop watching an asset silent this long, so one-off ids are not kept forever (0: never)."""
 
     # --- label feedback ------------------------------------------------------------------
     feedback_port: int = Field(default=9109, ge=0, le=65535)
@@ -158,6 +175,15 @@ class Settings(BaseSettings):
     def _grace_fits_windows(self) -> Settings:
         if self.late_grace_s >= 300:
             raise ValueError("late_grace_s must be shorter than the 5-minute window")
+        if self.max_future_skew_s > self.late_grace_s:
+            raise ValueError("max_future_skew_s must not exceed late_grace_s (a reading ahead by "
+                             "more would make its asset's on-time readings late)")
+        return self
+
+    @model_validator(mode="after")
+    def _silence_is_consistent(self) -> Settings:
+        if self.silence_forget_s and self.silence_forget_s <= self.silence_after_s:
+            raise ValueError("silence_forget_s must exceed silence_after_s (or be 0)")
         return self
 
     # --- derived names ------------------------------------------------------------------

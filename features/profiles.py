@@ -11,6 +11,7 @@ Profiles are configuration (TOML), not code. Feature names derive from the profi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from typing import Any, Literal
 from assetwatch.errors import ConfigError
 
 WINDOW_STATS = ("mean", "std", "min", "max")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""What a profile name may be: a name, never a path (no separators, dots or '..')."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,15 @@ def _baseline_problems(profile: Profile) -> list[str]:
 
 
 def load_profile(name: str, extra_dir: Path | None = None) -> Profile:
-    """The profile called ``name``: from ``extra_dir`` if it has one, else the bundled one."""
+    """The profile called ``name``: from ``extra_dir`` if it has one, else the bundled one.
+
+    >>> load_profile("../../etc/x")
+    Traceback (most recent call last):
+    ...
+    assetwatch.errors.ConfigError: profile name '../../etc/x' is not a name (letters, digits, _, -)
+    """
+    if not isinstance(name, str) or NAME.fullmatch(name) is None:
+        raise ConfigError(f"profile name {name!r} is not a name (letters, digits, _, -)")
     if extra_dir is not None and (extra_dir / f"{name}.toml").is_file():
         path = extra_dir / f"{name}.toml"
         return _parse(name, path, str(path))

@@ -21,12 +21,15 @@ from assetwatch.features.profiles import Profile
 
 
 def check_reading(
-    reading: Mapping[str, Any], profiles: Mapping[str, Profile], now_ms: int, max_future_ms: int
+    reading: Mapping[str, Any], profiles: Mapping[str, Profile], now_ms: int, max_future_ms: int,
+    max_past_ms: int | None = None, max_id_length: int | None = None,
 ) -> tuple[Profile, list[float]]:
     """The reading's profile and its sensor values in profile order.
 
     Raises :class:`InvalidReadingError` naming the dead-letter reason.
     """
+    if max_id_length is not None:
+        check_ids(reading, max_id_length)
     profile = profiles.get(reading["asset_type"])
     if profile is None:
         raise InvalidReadingError(
@@ -37,6 +40,12 @@ def check_reading(
         raise InvalidReadingError(
             "future_timestamp",
             f"timestamp {reading['timestamp']} is {reading['timestamp'] - now_ms} ms ahead of now",
+        )
+    if max_past_ms is not None and reading["timestamp"] < now_ms - max_past_ms:
+        raise InvalidReadingError(
+            "too_old",
+            f"timestamp {reading['timestamp']} is more than {max_past_ms} ms behind now "
+            f"({now_ms}); epoch seconds instead of milliseconds?",
         )
     sensors: Mapping[str, float] = reading["sensors"]
     if len(sensors) != len(profile.sensors) or any(n not in sensors for n in profile.sensor_names):
@@ -63,6 +72,23 @@ def check_reading(
             )
         values.append(x)
     return profile, values
+
+
+def check_ids(reading: Mapping[str, Any], max_length: int) -> None:
+    """Ids must be non-blank and short: the asset id keys state, alerts and log lines.
+
+    >>> check_ids({"event_id": " ", "asset_id": "cnc-1"}, 256)
+    Traceback (most recent call last):
+    ...
+    assetwatch.errors.InvalidReadingError: empty_id: event_id is empty or blank
+    """
+    for field in ("asset_id", "event_id"):
+        value: str = reading[field]
+        if not value.strip():
+            raise InvalidReadingError("empty_id", f"{field} is empty or blank")
+        if len(value) > max_length:
+            raise InvalidReadingError(
+                "id_too_long", f"{field} has {len(value)} characters (limit {max_length})")
 
 
 def _raise_sensor_mismatch(profile: Profile, sensors: Mapping[str, float]) -> None:

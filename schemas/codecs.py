@@ -34,6 +34,11 @@ SCHEMA_FILES = {
     "AssetAlert": "asset_alert.avsc",
     "BaselineReset": "baseline_reset.avsc",
 }
+PREVIOUS_SCHEMA_FILES = {
+    "DeadLetter": ("dead_letter.v1.avsc",),
+}
+"""Earlier versions a codec still reads (resolved to the current one, new fields defaulted):
+records already in a topic outlive an upgrade."""
 
 
 def _strip_logical_types(node: Any) -> Any:
@@ -48,12 +53,20 @@ def _strip_logical_types(node: Any) -> Any:
 class AvroCodec:
     """Encode and decode one record type; timestamps are epoch milliseconds both ways."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], previous: tuple[dict[str, Any], ...] = ()) -> None:
         self.name: str = schema["name"]
         self.schema = parse_schema(copy.deepcopy(schema))
         self._raw = parse_schema(_strip_logical_types(schema))
-        canonical = to_parsing_canonical_form(self.schema)
-        self.header = MAGIC + bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+        self.header = _header(self.schema)
+        self._writers = {self.header: self._raw}
+        """Writer schema by header: this version and the earlier ones it reads."""
+        for old in previous:
+            self._writers[_header(parse_schema(copy.deepcopy(old)))] = parse_schema(
+                _strip_logical_types(old))
+
+    def reads(self, data: bytes) -> bool:
+        """True when ``data`` carries the header of this schema or of an earlier version."""
+        return data[:HEADER_LEN] in self._writers
 
     def encode(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
@@ -65,11 +78,13 @@ class AvroCodec:
         return buffer.getvalue()
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        if not data.startswith(self.header):
+        writer = self._writers.get(data[:HEADER_LEN])
+        if writer is None:
             raise SerializationError(f"not a {self.name} record (unknown header {data[:10]!r})")
         body = io.BytesIO(data[HEADER_LEN:])
         try:
-            record = fastavro.schemaless_reader(body, self._raw, None)
+            reader = None if writer is self._raw else self._raw
+            record = fastavro.schemaless_reader(body, writer, reader)
         except (EOFError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
             raise SerializationError(f"{self.name}: truncated or corrupt body: {exc}") from exc
         if not isinstance(record, dict):  # every contract is a record; this narrows the type
@@ -103,6 +118,10 @@ class AvroCodec:
                     f"{self.name}: string at ${where} is not UTF-8 text (it holds a lone surrogate)"
                 )
         return record
+
+
+def _header(parsed: Any) -> bytes:
+    return MAGIC + bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
 
 
 def _may_hold_surrogates(data: bytes) -> bool:
@@ -151,8 +170,10 @@ def _not_utf8(node: Any) -> str | None:
 @cache
 def codec(name: str) -> AvroCodec:
     """The codec of a contract by record name (parsed on first use, then shared)."""
-    text = (resources.files("assetwatch.schemas") / SCHEMA_FILES[name]).read_text()
-    return AvroCodec(json.loads(text))
+    folder = resources.files("assetwatch.schemas")
+    previous = tuple(json.loads((folder / file).read_text())
+                     for file in PREVIOUS_SCHEMA_FILES.get(name, ()))
+    return AvroCodec(json.loads((folder / SCHEMA_FILES[name]).read_text()), previous)
 
 
 def to_json_safe(record: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +195,6 @@ def decode_any(data: bytes) -> tuple[str, dict[str, Any]]:
     """Record name and fields of any assetwatch record, told apart by its fingerprint."""
     for name in SCHEMA_FILES:
         candidate = codec(name)
-        if data.startswith(candidate.header):
+        if candidate.reads(data):
             return name, candidate.decode(data)
     raise SerializationError(f"no assetwatch schema has header {data[:HEADER_LEN]!r}")

@@ -33,9 +33,11 @@ from assetwatch.scoring.buckets import (
     Buckets,
     bucketize,
 )
+from assetwatch.scoring.dead_letters import DeadLetterWriter
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings
+from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Outbound(NamedTuple):
 
     key: bytes | None
     value: bytes
+    source: Inbound | None = None
+    """The input a prediction is for: its dead letter if the broker refuses the prediction."""
 
 
 @dataclass(slots=True)
@@ -197,12 +201,13 @@ class BatchProcessor:
         self._encode = partial(encode_prediction, header)
         self._drift = DriftAlerts(settings)
         self._asset_alerts = AssetAlerts(settings, clock)
-        self._dead_letter = codec("DeadLetter")
+        self._dead_letter = DeadLetterWriter(settings.max_message_bytes, clock)
         self._reset_header = codec("BaselineReset").header
         self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
         """Recently used states, decoded, with the bytes they were stored as (LRU)."""
         self._grace_ms = int(settings.late_grace_s * 1000)
         self._future_ms = int(settings.max_future_skew_s * 1000)
+        self._past_ms = int(settings.max_past_age_s * 1000)
 
     def process(
         self, batch: Sequence[Inbound], load_state: Callable[[bytes], bytes | None]
@@ -223,7 +228,8 @@ class BatchProcessor:
             reading: dict[str, Any] | None = None
             try:
                 reading = self._decode(inbound)
-                profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms)
+                profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms,
+                                                self._past_ms, self._settings.max_id_length)
                 features = self._fold(prepared, inbound, reading, profile, values, load_state)
             except InvalidReadingError as exc:
                 self._reject(prepared, inbound, exc.reason, exc.detail, reading)
@@ -311,7 +317,7 @@ class BatchProcessor:
         key = record["asset_id"].encode()
         out.seen[record["asset_id"]] = (item.inbound.partition, profile,
                                         record["event_timestamp"])
-        out.predictions.append(Outbound(key, self._encode(record)))
+        out.predictions.append(Outbound(key, self._encode(record), item.inbound))
         if not calibrating:
             alert = self._asset_alerts.observe(record, model, record["top_features"])
             if alert is not None:
@@ -469,26 +475,19 @@ class BatchProcessor:
         try:
             return AssetState.from_bytes(raw, profile)
         except SerializationError:
-            log.exception("feature state of %r is unreadable: starting it afresh", asset)
+            log.exception("feature state of %s is unreadable: starting it afresh", loggable(asset))
             return AssetState.empty(profile)
 
     def _reject(
         self, prepared: Prepared, inbound: Inbound, reason: str, detail: str,
         reading: Mapping[str, Any] | None,
     ) -> None:
-        record = {
-            "reason": reason,
-            "error": _utf8(detail) or detail.encode("utf-8", "backslashreplace").decode(),
-            "source_topic": inbound.topic,
-            "source_partition": inbound.partition,
-            "source_offset": inbound.offset,
-            "original_key": inbound.key,
-            "original_value": inbound.value,
-            "event_id": _utf8(reading.get("event_id")) if reading else None,
-            "asset_id": _utf8(reading.get("asset_id")) if reading else None,
-            "failed_timestamp": int(self._clock() * 1000),
-        }
-        prepared.dead_letters.append(Outbound(inbound.key, self._dead_letter.encode(record)))
+        key, value = self._dead_letter.build(
+            inbound, reason, _utf8(detail) or detail.encode("utf-8", "backslashreplace").decode(),
+            _utf8(reading.get("event_id")) if reading else None,
+            _utf8(reading.get("asset_id")) if reading else None,
+        )
+        prepared.dead_letters.append(Outbound(key, value))
         prepared.dead_letter_reasons.append(reason)
 
 

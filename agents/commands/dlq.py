@@ -52,6 +52,8 @@ class DeadLetter:
     event_id: str | None
     asset_id: str | None
     failed_timestamp: int
+    original_value_size: int | None = None  # set when original_value was truncated to fit
+    original_value_sha256: str | None = None
 
     @classmethod
     def decode(cls, partition: int, offset: int, value: bytes | None) -> DeadLetter:
@@ -286,7 +288,12 @@ def replay(settings: Settings, selection: Selection, idle_timeout_s: float) -> S
     (and worker) holding its asset's state. A letter replayed twice is published twice.
     """
     publisher = ReadingPublisher(settings)
-    report = scan(settings, selection, idle_timeout_s,
-                  lambda letter: publisher.send_raw(letter.original_key, letter.original_value))
+    def send(letter: DeadLetter) -> None:
+        if letter.original_value_size is None:  # a truncated value is not the reading
+            publisher.send_raw(letter.original_key, letter.original_value)
+        else:
+            log.warning("not replaying dead letter %d: its value is truncated", letter.offset)
+
+    report = scan(settings, selection, idle_timeout_s, send)
     publisher.flush()
     return report

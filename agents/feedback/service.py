@@ -47,8 +47,9 @@ def run_feedback(settings: Settings, stop: threading.Event | None = None) -> Non
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     registry.register(FeedbackCollector(view))
-    server = MonitoringServer(settings.feedback_port, registry, view,
-                              routes={"/performance": view.performance})
+    server = MonitoringServer(settings.feedback_port, registry, view, settings.http_host,
+                              routes={"/performance": view.performance},
+                              threads=settings.http_threads, timeout_s=settings.http_timeout_s)
     server.start()
     try:
         ensure_topics(settings)

@@ -11,62 +11,146 @@ producer's next sequence number before the batch itself, so a broker crash betwe
 makes the producer's retry look like a duplicate, which tansu acknowledges and drops (outputs
 lost, measured in tests/integration/test_broker_restart.py). Without idempotence the retry is
 written again: after a broker crash a prediction may repeat, none is lost.
+
+A record the broker (or librdkafka) refuses for what it is, such as one over
+``message.max.bytes``, becomes that record's outcome rather than the batch's failure: a
+refused prediction is dead-lettered ``publish_failed``, a refused dead letter is sent again
+without its original value, a refused alert is logged. Only failures of the connection
+itself (unacknowledged, timed out) fail the batch, which is then retried.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
+from functools import partial
+from typing import Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from assetwatch.errors import BrokerError
+from assetwatch.scoring.dead_letters import DeadLetterWriter
 from assetwatch.scoring.processor import Outbound, Outcome
 from assetwatch.settings import Settings
+from assetwatch.text import loggable
+
+log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_S = 60.0
+RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
+})
+"""Delivery errors about the record itself: sending it again cannot succeed."""
+
+
+class ProducerLike(Protocol):
+    """The part of confluent-kafka's Producer a publisher uses (tests pass a fake)."""
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery
+                ) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+class Delivery(Protocol):
+    def __call__(self, error: KafkaError | None, msg: Message | None) -> None: ...
+
+
+Refused = tuple[str, Outbound, str]
+"""(topic, record, why) of a record the broker or librdkafka refused."""
 
 
 class OutputPublisher:
     """Sends a batch's predictions and dead letters and returns once all are acknowledged."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, producer: ProducerLike | None = None) -> None:
         self._predictions_topic = settings.predictions_topic
         self._dead_letter_topic = settings.dead_letter_topic
         self._drift_topic = settings.drift_topic
         self._asset_alerts_topic = settings.asset_alerts_topic
         self._shadow_topic = settings.shadow_predictions_topic
-        self._producer = Producer({
+        self._letters = DeadLetterWriter(settings.max_message_bytes, time.time)
+        self._producer: ProducerLike = producer or Producer({
             **settings.kafka_client_config(),
             "partitioner": "murmur2_random",
             "linger.ms": 2,
             "acks": "all",
             "enable.idempotence": settings.broker_compat != "tansu",
             "queue.buffering.max.messages": 500_000,
+            "message.max.bytes": settings.max_message_bytes,
             "log.connection.close": False,
         })
         self._failures: list[str] = []
+        self._refused: list[Refused] = []
 
-    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
-        if error is not None:
+    def _on_delivery(self, topic: str, record: Outbound, error: KafkaError | None,
+                     _msg: Message | None) -> None:
+        if error is None:
+            return
+        if error.code() in RECORD_ERRORS:
+            self._refused.append((topic, record, str(error)))
+        else:
             self._failures.append(str(error))
 
     def _send(self, topic: str, records: Sequence[Outbound]) -> None:
-        produce, poll = self._producer.produce, self._producer.poll
         for record in records:
-            while True:
-                try:
-                    produce(topic, record.value, record.key, on_delivery=self._on_delivery)
-                    break
-                except BufferError:
-                    poll(0.05)  # local queue full: let it drain
+            self._produce(topic, record)
+
+    def _produce(self, topic: str, record: Outbound) -> None:
+        on_delivery = partial(self._on_delivery, topic, record)
+        while True:
+            try:
+                self._producer.produce(topic, record.value, record.key, on_delivery=on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let it drain
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal():
+                    raise BrokerError(f"the producer failed for good: {error}") from None
+                self._refused.append((topic, record, str(error)))
+                return
 
     def deliver(self, outcome: Outcome) -> None:
-        """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked."""
+        """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked.
+
+        Refused records are replaced in ``outcome`` by what was published instead.
+        """
         self._send(self._predictions_topic, outcome.predictions)
         self._send(self._dead_letter_topic, outcome.dead_letters)
         self._send(self._drift_topic, outcome.drift_alerts)
         self._send(self._asset_alerts_topic, outcome.asset_alerts)
         self._send(self._shadow_topic, outcome.shadow_predictions)
+        self._flush()
+        for _ in range(2):  # a refused prediction's dead letter may itself be refused once
+            refused, self._refused = self._refused, []
+            for topic, record, why in refused:
+                self._replace(outcome, topic, record, why)
+            self._flush()
+        if self._refused:
+            raise BrokerError(f"{len(self._refused)} outputs refused even without their "
+                              f"original values: {[why for _, _, why in self._refused[:3]]}")
+
+    def _replace(self, outcome: Outcome, topic: str, record: Outbound, why: str) -> None:
+        if topic == self._predictions_topic and record.source is not None:
+            outcome.predictions.remove(record)
+            asset = record.key.decode("utf-8", "replace") if record.key is not None else None
+            key, value = self._letters.build(
+                record.source, "publish_failed", f"the prediction was refused: {why}",
+                asset_id=asset)
+            outcome.dead_letter_reasons.append("publish_failed")
+            self._produce(self._dead_letter_topic, Outbound(key, value))
+        elif topic == self._dead_letter_topic:
+            stripped = self._letters.stripped(record.value, why)
+            self._produce(topic, Outbound(record.key, stripped, record.source))
+        else:
+            log.warning("the broker refused a record for %s, not sent: %s", topic, loggable(why))
+
+    def _flush(self) -> None:
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         failures, self._failures = self._failures, []
         if remaining or failures:

@@ -50,7 +50,8 @@ def run_worker(settings: Settings) -> None:
     probe = FaustProbe(settings.telemetry_topic)
     metrics = Metrics(registry, lag=probe)
     server = MonitoringServer(settings.metrics_port, registry,
-                              Health(settings.profiles, metrics, probe))
+                              Health(settings.profiles, metrics, probe), settings.http_host,
+                              threads=settings.http_threads, timeout_s=settings.http_timeout_s)
     server.start()
     try:
         _run(settings, metrics, probe)

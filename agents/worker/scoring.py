@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.outputs import OutputPublisher
+from assetwatch.errors import ScoringHelperError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
@@ -84,8 +85,11 @@ def _process_in_helper(
     if _helper is None:
         raise RuntimeError("the scoring helper was not initialised")
     processor, publisher, _ = _helper
-    outcome = processor.process(batch, states.get)
-    publisher.deliver(outcome)
+    try:
+        outcome = processor.process(batch, states.get)
+        publisher.deliver(outcome)
+    except Exception as exc:  # only plain data crosses back: the cause may not pickle
+        raise ScoringHelperError(f"{type(exc).__name__}: {exc}") from None
     return outcome.report(time.time())
 
 

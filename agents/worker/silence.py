@@ -4,6 +4,9 @@ Silence is about arrival, so it is measured on the worker's monotonic clock, not
 time. Only assets whose telemetry partition this worker holds are watched: an asset whose
 partition moved to another worker in a rebalance is forgotten here, not reported silent.
 One RAISED record per silence, one RECOVERED record when the asset reports again.
+An asset silent for ``silence_forget_s`` is forgotten (no RECOVERED follows; a new report
+starts watching it afresh), so a one-off id, a typo say, does not stay in memory for as long
+as the partition is held.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.alerts import asset_alert_record
 from assetwatch.settings import Settings
+from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class SilenceWatch:
                  wall: Callable[[], float] = time.time) -> None:
         self._settings, self._metrics = settings, metrics
         self._after_s = settings.silence_after_s
+        self._forget_s = settings.silence_forget_s
         self._clock, self._wall = clock, wall
         self._assets: dict[str, _Asset] = {}
         self._silent: set[str] = set()
@@ -68,6 +73,11 @@ class SilenceWatch:
 
         self._send = send
 
+    @property
+    def watched(self) -> int:
+        """Assets tracked now (what this watch holds in memory)."""
+        return len(self._assets)
+
     def seen(self, seen: Seen) -> None:
         """Assets of a processed batch (once per batch)."""
         now = self._clock()
@@ -85,8 +95,9 @@ class SilenceWatch:
         now = self._clock()
         raised = []
         for asset, state in list(self._assets.items()):
-            if state.partition not in assigned:
-                del self._assets[asset]  # its partition moved away: not ours to watch
+            gone = self._forget_s and now - state.arrived > self._forget_s
+            if state.partition not in assigned or gone:
+                del self._assets[asset]  # moved away (not ours to watch) or silent for good
                 self._silent.discard(asset)
             elif asset not in self._silent and now - state.arrived > self._after_s:
                 self._silent.add(asset)
@@ -105,7 +116,7 @@ class SilenceWatch:
 
     def _publish(self, state: str, severity: str, asset: str, asset_type: str,
                  event_ms: int) -> None:
-        log.warning("asset %s: sensor silent %s", asset, state.lower())
+        log.warning("asset %s: sensor silent %s", loggable(asset), state.lower())
         record: dict[str, Any] = asset_alert_record(
             "SENSOR_SILENT", state, severity, asset, asset_type, event_ms,
             int(self._wall() * 1000))

@@ -73,8 +73,8 @@ Watch = tuple[SilenceWatch, FakeClock, set[int], list[dict[str, Any]]]
 @pytest.fixture
 def watch(make_settings: Callable[..., Settings]) -> Watch:
     clock, assigned, sent = FakeClock(), {0, 1}, []
-    silence = SilenceWatch(make_settings(silence_after_s=10), Metrics(CollectorRegistry()),
-                           clock=clock)
+    silence = SilenceWatch(make_settings(silence_after_s=10, silence_forget_s=100),
+                           Metrics(CollectorRegistry()), clock=clock)
     silence.attach(lambda: assigned,
                    lambda _key, value: sent.append(codec("AssetAlert").decode(value)))
     return silence, clock, assigned, sent
@@ -104,6 +104,36 @@ def test_assets_of_partitions_that_moved_away_are_not_reported(watch: Watch) -> 
     assigned.discard(1)  # a rebalance gave partition 1 to another worker
     clock.now = 60.0
     assert silence.check() == ["a"]
+
+
+def test_one_off_ids_are_forgotten_after_silence_forget_s(watch: Watch) -> None:
+    silence, clock, _, sent = watch
+    silence.seen({f"typo-{i}": (0, "cnc", 1000) for i in range(50)} | {"a": (0, "cnc", 1000)})
+    clock.now = 11.0
+    assert len(silence.check()) == 51 and silence.watched == 51
+    clock.now = 95.0
+    silence.seen({"a": (0, "cnc", 95_000)})  # a recovers; the typos stay silent
+    clock.now = 101.0
+    assert silence.check() == [] and silence.watched == 1  # only a is still watched
+    clock.now = 106.0
+    assert silence.check() == ["a"]  # a is watched as before
+    clock.now = 196.0
+    assert silence.check() == [] and silence.watched == 0
+    assert sum(r["state"] == "RAISED" for r in sent) == 52  # one per id, never repeated
+
+
+def test_telemetry_text_is_escaped_in_log_lines(
+    watch: Watch, caplog: pytest.LogCaptureFixture
+) -> None:
+    silence, clock, _, _ = watch
+    forged = "cnc-1\n2024-01-01 ERROR forged\x1b[31m" + "x" * 10_000
+    silence.seen({forged: (0, "cnc", 1000)})
+    clock.now = 11.0
+    with caplog.at_level("WARNING"):
+        assert silence.check() == [forged]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in line and "\x1b" not in line and len(line) < 300
+    assert "cnc-1\\x0a2024-01-01 ERROR forged\\x1b[31m" in line
 
 
 def test_asset_alert_records_round_trip() -> None:

@@ -82,6 +82,8 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
             "event_id": None,
             "asset_id": None,
             "failed_timestamp": TS,
+            "original_value_size": None,
+            "original_value_sha256": None,
         },
     ),
     (
@@ -97,6 +99,8 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
             "event_id": "e-9",
             "asset_id": "cnc-002",
             "failed_timestamp": TS,
+            "original_value_size": 2**31,
+            "original_value_sha256": "0" * 64,
         },
     ),
     (

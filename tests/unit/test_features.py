@@ -14,8 +14,9 @@ from assetwatch.agents.commands.replay import read_replay_file
 from assetwatch.errors import ConfigError, SerializationError
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.offline import compute_features
-from assetwatch.features.profiles import Profile, load_profile
+from assetwatch.features.profiles import Profile, load_profile, load_profiles
 from assetwatch.features.state import AssetState
+from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator
 from tests.data import SKAB_VALVE1
 
@@ -161,6 +162,31 @@ def test_profile_file_that_is_not_utf8_raises_config_error(tmp_path: Path) -> No
 def test_unknown_profile_name_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no profile named"):
         load_profile("turbine", extra_dir=tmp_path)
+
+
+def test_a_profile_name_with_path_characters_reads_no_file_outside(tmp_path: Path) -> None:
+    """``--asset-type ../x`` (or ASSETWATCH_PROFILES) must not load ``x.toml`` from elsewhere."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "x.toml").write_text(VALID_TOML.replace('name = "mini"', 'name = "../x"', 1))
+
+    with pytest.raises(ConfigError, match="is not a name"):
+        load_profile("../x", extra_dir=tmp_path / "dir")
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".", "x.toml", "", "/etc/passwd",
+                                  "c:\\x", "cnc\n", "x" * 65])
+def test_profile_names_that_are_not_names_are_config_errors(name: str) -> None:
+    with pytest.raises(ConfigError, match="is not a name"):
+        load_profiles(["cnc", name])
+
+
+def test_profiles_from_the_environment_are_checked_as_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASSETWATCH_PROFILES", '["cnc", "../../x"]')
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=r"'\.\./\.\./x' is not a name"):
+        load_profiles(settings.profiles, settings.profiles_dir)
 
 
 # --- the extractor by hand --------------------------------------------------------------

@@ -30,6 +30,8 @@ NOW_MS = 1_700_003_600_000
 """The processor's fixed clock."""
 T0 = NOW_MS - 3_600_000
 """Generated readings are stamped from an hour before the clock on."""
+OLDEST_MS = NOW_MS - 7 * 86_400_000
+"""The default max_past_age_s (7 days) before the clock: older is too_old."""
 MAX_PAYLOAD = 1024
 TOPIC = "assetwatch.telemetry"
 PARTITION = 0
@@ -39,7 +41,8 @@ PREDICTED = "prediction"
 REASONS = frozenset({
     "undecodable", "schema_mismatch", "oversized", "unknown_asset_type", "missing_sensor",
     "unexpected_sensor", "non_finite_value", "out_of_range", "key_mismatch", "late",
-    "future_timestamp", "non_finite_feature", "scoring_failed",
+    "future_timestamp", "non_finite_feature", "scoring_failed", "too_old", "empty_id",
+    "id_too_long",
 })
 """The reason codes the DeadLetter contract documents."""
 UNDECODED = frozenset({"undecodable", "schema_mismatch", "oversized"})
@@ -151,9 +154,19 @@ def _breaking_the_profile(profile: Profile, reading: Reading) -> st.SearchStrate
         st.text(max_size=12).filter(lambda t: t not in PROFILES).flatmap(
             lambda t: _encoded({**reading, "asset_type": t})
         ).map(lambda v: _case(reading, v, "unknown_asset_type")),
-        st.integers(NOW_MS + 300_001, 2**63 - 1).flatmap(  # past the default 300 s skew
+        st.integers(NOW_MS + 30_001, 2**63 - 1).flatmap(  # past the default 30 s skew
             lambda ts: _encoded({**reading, "timestamp": ts})
         ).map(lambda v: _case(reading, v, "future_timestamp")),
+        # 0, negative, -2**63 and epoch seconds (1.7e9 "ms" is January 1970) included
+        (st.integers(-(2**63), OLDEST_MS - 1) | st.sampled_from([0, -1, NOW_MS // 1000])).flatmap(
+            lambda ts: _encoded({**reading, "timestamp": ts})
+        ).map(lambda v: _case(reading, v, "too_old")),
+        st.tuples(st.sampled_from(["event_id", "asset_id"]), st.sampled_from(["", " ", "\t"])
+                  ).flatmap(lambda t: _encoded({**reading, t[0]: t[1]})
+                            ).map(lambda v: _case(reading, v, "empty_id")),
+        st.sampled_from(["event_id", "asset_id"]).flatmap(
+            lambda name: _encoded({**reading, name: "x" * 257})
+        ).map(lambda v: _case(reading, v, "id_too_long")),
         st.tuples(any_key.filter(lambda k: k != reading["asset_id"].encode()),
                   _encoded(reading)).map(lambda t: Case(t[0], t[1], frozenset({"key_mismatch"}))),
     )
@@ -330,8 +343,9 @@ def test_a_mixed_batch_gives_each_input_its_outcome(
 
 @st.composite
 def _valid_stream(draw: st.DrawFn) -> list[Reading]:
-    """Valid readings of a few assets, in event-time order, stamped anywhere up to the clock."""
-    stamps = sorted(draw(st.lists(st.integers(-(2**63), NOW_MS), min_size=1, max_size=12)))
+    """Valid readings of a few assets, in event-time order, stamped anywhere from the past
+    bound (max_past_age_s) up to the clock."""
+    stamps = sorted(draw(st.lists(st.integers(OLDEST_MS, NOW_MS), min_size=1, max_size=12)))
     readings = []
     for i, ts in enumerate(stamps):
         profile = draw(any_profile)
@@ -342,7 +356,7 @@ def _valid_stream(draw: st.DrawFn) -> list[Reading]:
 
 def _cnc(event_id: str, asset_id: str, sensors: tuple[float, float, float, float]) -> Reading:
     names = PROFILES["cnc"].sensor_names
-    return {"event_id": event_id, "asset_id": asset_id, "asset_type": "cnc", "timestamp": 0,
+    return {"event_id": event_id, "asset_id": asset_id, "asset_type": "cnc", "timestamp": T0,
             "sensors": dict(zip(names, sensors, strict=True))}
 
 

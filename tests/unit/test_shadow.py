@@ -79,7 +79,7 @@ def test_a_failing_challenger_only_loses_shadow_records(
     broken = dataclasses.replace(challenger, bundle=dataclasses.replace(
         challenger.bundle, classifier_onnx=b"not onnx"))
     processor = BatchProcessor(make_settings(), {"cnc": cnc}, {"cnc": cnc_model}.__getitem__,
-                               shadows={"cnc": broken})
+                               lambda: now_ms / 1000, shadows={"cnc": broken})
     outcome = processor.process(_batch(cnc, now_ms), {}.get)
     assert len(outcome.predictions) == 200 and outcome.dead_letters == []
     assert outcome.shadow_predictions == [] and outcome.shadow == {}

@@ -1,0 +1,104 @@
+"""OutputPublisher without a broker: a record the producer refuses is that record's outcome."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping, Sequence
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from assetwatch.agents.worker import scoring
+from assetwatch.agents.worker.outputs import Delivery, OutputPublisher
+from assetwatch.errors import ScoringHelperError
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.dead_letters import DeadLetterWriter
+from assetwatch.scoring.processor import Inbound, Outbound, Outcome
+from assetwatch.settings import Settings
+
+LIMIT = 20_000
+
+
+class FakeProducer:
+    """confluent-kafka's produce/poll/flush; refuses values over ``LIMIT`` as librdkafka does,
+    and values in ``broker_refuses`` in the delivery report as a broker would."""
+
+    def __init__(self, broker_refuses: frozenset[bytes] = frozenset()) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self._pending: list[tuple[Delivery, bytes]] = []
+        self._broker_refuses = broker_refuses
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery
+                ) -> None:
+        if len(value) > LIMIT:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        self._pending.append((on_delivery, value))
+        if value not in self._broker_refuses:
+            self.sent.append((topic, key, value))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        pending, self._pending = self._pending, []
+        for report, value in pending:
+            refused = value in self._broker_refuses
+            report(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if refused else None, None)
+        return 0
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(max_message_bytes=LIMIT + 4096)
+
+
+def _source(offset: int) -> Inbound:
+    return Inbound(b"cnc-1", b"reading", "t.telemetry", 2, offset)
+
+
+def _outcome(predictions: list[Outbound], letters: list[Outbound]) -> Outcome:
+    return Outcome(predictions, letters, ["late"] * len(letters), 0, {})
+
+
+def test_a_prediction_the_producer_refuses_becomes_its_dead_letter(settings: Settings) -> None:
+    producer = FakeProducer()
+    good, huge = (Outbound(b"cnc-1", b"p" * 10, _source(1)),
+                  Outbound(b"cnc-1", b"p" * (LIMIT + 1), _source(2)))
+    outcome = _outcome([good, huge], [])
+    OutputPublisher(settings, producer).deliver(outcome)
+    assert outcome.predictions == [good] and outcome.dead_letter_reasons == ["publish_failed"]
+    (prediction, letter) = producer.sent
+    assert prediction == (settings.predictions_topic, b"cnc-1", b"p" * 10)
+    record = codec("DeadLetter").decode(letter[2])
+    assert (letter[0], record["reason"], record["source_offset"]) == (
+        settings.dead_letter_topic, "publish_failed", 2)
+    assert "Broker: Message size too large" in record["error"]
+
+
+def test_a_dead_letter_the_broker_refuses_is_sent_without_its_value(settings: Settings) -> None:
+    writer = DeadLetterWriter(settings.max_message_bytes, lambda: 1.0)
+    _, value = writer.build(Inbound(b"k", b"v" * 15_000, "t", 0, 9), "oversized", "big")
+    producer = FakeProducer(broker_refuses=frozenset({value}))
+    outcome = _outcome([], [Outbound(b"k", value)])
+    OutputPublisher(settings, producer).deliver(outcome)
+    ((topic, _, stripped),) = producer.sent
+    record = codec("DeadLetter").decode(stripped)
+    assert topic == settings.dead_letter_topic and record["original_value"] == b""
+    assert record["original_value_size"] == 15_000 and record["reason"] == "oversized"
+
+
+class _Failing:
+    def process(self, batch: Sequence[Inbound], states: Callable[[bytes], bytes | None]
+                ) -> Outcome:
+        raise KafkaException(KafkaError(KafkaError._FATAL))  # does not pickle
+
+
+def test_an_error_in_the_scoring_helper_crosses_back_as_plain_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scoring, "_helper", (_Failing(), None, None))
+    states: Mapping[bytes, bytes | None] = {}
+    with pytest.raises(ScoringHelperError) as raised:
+        scoring._process_in_helper([_source(0)], states)
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert isinstance(copy, ScoringHelperError) and "KafkaException" in str(copy)
