@@ -26,7 +26,7 @@ def label_spans(labels: np.ndarray) -> list[tuple[int, int]]:
 def evaluation_png(title: str, seconds: np.ndarray, sensors: dict[str, np.ndarray],
                    score: np.ndarray, labels: np.ndarray, alarms: np.ndarray,
                    threshold: float | None = None, skip_rows: int = 0) -> bytes:
-    """Sensors z-normalised over the file (top) and the anomaly score (bottom), with the
+    """Sensors z-normalised over the file (top) and the baseline score (bottom), with the
     labelled anomaly spans shaded, alarms marked and the unscored first rows greyed."""
     figure = Figure(figsize=(11, 6), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
@@ -35,7 +35,7 @@ def evaluation_png(title: str, seconds: np.ndarray, sensors: dict[str, np.ndarra
         top.plot(seconds, (values - np.nanmean(values)) / spread, linewidth=0.7, label=name)
     top.set(ylabel="sensor (z over the file)", title=title)
     top.legend(loc="upper left", fontsize=7, ncols=4)
-    bottom.plot(seconds, score, linewidth=0.8, color="black", label="anomaly_score")
+    bottom.plot(seconds, score, linewidth=0.8, color="black", label="baseline_score")
     if threshold is not None:
         bottom.axhline(threshold, color="red", linestyle="--", linewidth=0.8, label="threshold")
     flagged = alarms.astype(bool)

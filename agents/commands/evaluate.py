@@ -130,15 +130,20 @@ def _label_column(frame: pd.DataFrame) -> str:
 
 
 @contextlib.contextmanager
-def streaming(base: Settings, options: EvaluateOptions) -> Iterator[tuple[Settings,
-                                                                         WorkerProcess]]:
-    """A broker (embedded unless ``external``), fresh topics and a ready worker."""
+def streaming(base: Settings, options: EvaluateOptions, oldest_ms: int
+              ) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A broker (embedded unless ``external``), fresh topics and a ready worker.
+
+    A backtest replays history, so this worker alone accepts readings back to ``oldest_ms``
+    (a day of margin) instead of the usual ``max_past_age_s``.
+    """
     logs = base.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         update: dict[str, Any] = {
             "topic_prefix": f"{base.topic_prefix}-eval-{uuid.uuid4().hex[:8]}",
-            "profiles": (options.asset_type,), "metrics_port": free_port()}
+            "profiles": (options.asset_type,), "metrics_port": free_port(),
+            "max_past_age_s": max(base.max_past_age_s, time.time() - oldest_ms / 1000 + 86_400)}
         if not options.external:
             broker = stack.enter_context(start_broker(log_file=logs / "evaluate-broker.log"))
             update |= {"kafka_bootstrap_servers": broker.bootstrap_servers,
@@ -202,7 +207,8 @@ def run_evaluation(base: Settings, options: EvaluateOptions) -> EvaluationRun:
     started = time.monotonic()
     profile = load_profile(options.asset_type, base.profiles_dir)
     files = load_files(options.files, profile, options.label_column)
-    with streaming(base, options) as (settings, worker):
+    oldest_ms = min(int(f.readings["timestamp"].min()) for f in files)
+    with streaming(base, options, oldest_ms) as (settings, worker):
         event_ids = produce(settings, profile, files)
         expected = {e for ids in event_ids for e in ids}
         outputs, timed_out = collect(settings, expected, worker, options.timeout_s)
@@ -212,12 +218,14 @@ def run_evaluation(base: Settings, options: EvaluateOptions) -> EvaluationRun:
     run = EvaluationRun(evaluate(outcomes, options.skip_rows), tuple(files), tuple(outcomes),
                         outputs, timed_out, time.monotonic() - started)
     if options.plot_dir is not None:
-        write_plots(run, options.plot_dir, options.skip_rows)
+        write_plots(run, options.plot_dir, options.skip_rows, profile.baseline.threshold)
     return run
 
 
-def write_plots(run: EvaluationRun, plot_dir: Path, skip_rows: int) -> list[Path]:
-    """One PNG per file, named after its asset id."""
+def write_plots(run: EvaluationRun, plot_dir: Path, skip_rows: int,
+                threshold: float) -> list[Path]:
+    """One PNG per file, named after its asset id: the baseline score against ``threshold``
+    (what decides ``is_anomaly``)."""
     from assetwatch.models.evaluation_plots import evaluation_png  # matplotlib only if asked
 
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -228,8 +236,8 @@ def write_plots(run: EvaluationRun, plot_dir: Path, skip_rows: int) -> list[Path
         sensors = {c: frame[c].to_numpy(dtype=float) for c in frame.columns
                    if c not in ("asset_id", "timestamp", "label")}
         png = evaluation_png(f"{labelled.path} ({labelled.asset_id})", seconds, sensors,
-                             outcomes.scores["anomaly_score"], outcomes.labels, outcomes.alarms,
-                             threshold=0.0, skip_rows=skip_rows)
+                             outcomes.scores["baseline_score"], outcomes.labels,
+                             outcomes.alarms, threshold=threshold, skip_rows=skip_rows)
         path = plot_dir / f"{labelled.asset_id}.png"
         path.write_bytes(png)
         written.append(path)
