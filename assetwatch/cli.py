@@ -164,7 +164,7 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"train_trials": args.trials})
     request = TrainRequest(tuple(args.profile or settings.profiles),
                            tuple(Path(p) for p in args.input or ()), args.label_column,
-                           args.every)
+                           tuple(Path(p) for p in args.normal_input or ()), args.every)
 
     def promote(profile: str, version: str) -> Any:
         return _move(settings, profile, "PROMOTE", version)
@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", action="append", help="repeatable; default: all served")
     train.add_argument("--input", action="append", metavar="FILE",
                        help="labelled readings, CSV or Parquet (repeatable; default: synthetic)")
+    train.add_argument("--normal-input", action="append", metavar="FILE",
+                       help="a file of normal operation (repeatable): every row counts as "
+                            "normal, no label column needed (SKAB: anomaly-free.csv)")
     train.add_argument("--label-column", default="label",
                        help="the 0/1 label column of --input (SKAB: anomaly)")
     train.add_argument("--trials", type=_count, default=None,

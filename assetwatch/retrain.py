@@ -14,7 +14,7 @@ import pandas as pd
 
 from assetwatch.errors import ConfigError
 from assetwatch.features.profiles import load_profile
-from assetwatch.features.readings import LABEL, read_labelled_readings
+from assetwatch.features.readings import LABEL, read_labelled_readings, read_normal_readings
 from assetwatch.models.registry import CHALLENGER, RegistryConfig, register
 from assetwatch.models.training import train_baseline
 from assetwatch.settings import Settings
@@ -33,11 +33,13 @@ class TrainRequest:
     profiles: tuple[str, ...]
     inputs: tuple[Path, ...] = ()
     label_column: str = LABEL
+    normal_inputs: tuple[Path, ...] = ()
+    """Files of normal operation: every row counts as normal, no label column needed."""
     every_h: float | None = None
     """Retrain every this many hours until interrupted; None: once."""
 
     def __post_init__(self) -> None:
-        if self.inputs and len(self.profiles) != 1:
+        if (self.inputs or self.normal_inputs) and len(self.profiles) != 1:
             raise ConfigError("--input holds one profile's readings: name it with one --profile")
 
 
@@ -48,10 +50,14 @@ def train_round(settings: Settings, request: TrainRequest, promote: Promoter | N
     for name in request.profiles:
         profile = load_profile(name, settings.profiles_dir)
         readings, source = None, None
-        if request.inputs:  # read again every round: a schedule picks up a refreshed export
-            readings = pd.concat([read_labelled_readings(p, profile, request.label_column)
-                                  for p in request.inputs], ignore_index=True)
-            source = _describe(request.inputs)
+        if request.inputs or request.normal_inputs:  # read again every round (a schedule
+            # picks up a refreshed export)
+            readings = pd.concat(
+                [*(read_labelled_readings(p, profile, request.label_column)
+                   for p in request.inputs),
+                 *(read_normal_readings(p, profile) for p in request.normal_inputs)],
+                ignore_index=True)
+            source = _describe((*request.inputs, *request.normal_inputs))
         log.info("training %s on %s (%d search trials)", name, source or "synthetic readings",
                  settings.train_trials)
         result = train_baseline(settings, profile, readings, source)

@@ -69,12 +69,24 @@ def default_asset_id(prefix: str, path: Path) -> str:
 
 def read_labelled_readings(path: Path, profile: Profile, label_column: str = LABEL
                            ) -> pd.DataFrame:
-    """Read one file; a missing asset_id column defaults to the file's stem."""
+    """Read one file; a missing asset_id column defaults to :func:`default_asset_id`."""
     frame = read_readings_file(path)
     try:
-        return labelled_readings(frame, profile, label_column, path.stem)
+        return labelled_readings(frame, profile, label_column,
+                                 default_asset_id(profile.name, path))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def read_normal_readings(path: Path, profile: Profile) -> pd.DataFrame:
+    """Read one file of normal operation: every row labelled 0, no label column needed."""
+    frame = read_readings_file(path)
+    try:
+        out = sensor_readings(frame, profile, default_asset_id(profile.name, path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    out[LABEL] = 0
+    return _servable(out, profile)
 
 
 def labelled_readings(frame: pd.DataFrame, profile: Profile, label_column: str,

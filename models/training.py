@@ -26,6 +26,7 @@ from assetwatch.models.bundle import BatchScores, ModelBundle
 from assetwatch.models.compiled import classifier_to_onnx, isolation_forest_to_onnx
 from assetwatch.models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
 from assetwatch.models.search import Trial, choose
+from assetwatch.models.validation import baseline_metrics, held_out_assets
 from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator
 
@@ -67,14 +68,19 @@ class Split:
 
 
 def time_split(features: np.ndarray, labels: np.ndarray, timestamps: np.ndarray,
-               validation_fraction: float = VALIDATION_FRACTION) -> Split:
-    """Sort by timestamp (stable) and cut: the last ``validation_fraction`` validates."""
+               validation_fraction: float = VALIDATION_FRACTION,
+               need_both: bool = True) -> Split:
+    """Sort by timestamp (stable) and cut: the last ``validation_fraction`` validates.
+
+    ``need_both`` refuses a training part without failure and normal readings; normal-only
+    data (``need_both=False``) trains the detector alone.
+    """
     order = np.argsort(timestamps, kind="stable")
     x, y, ts = features[order], labels[order], timestamps[order]
     cut = int(len(x) * (1 - validation_fraction))
     if cut == 0 or cut == len(x):
         raise ConfigError(f"{len(x)} readings are too few to split for validation")
-    if len(set(y[:cut].tolist())) < 2:
+    if need_both and len(set(y[:cut].tolist())) < 2:
         raise ConfigError(f"the training part (before {int(ts[cut])} ms) has only label "
                           f"{int(y[0])}: it needs failure (1) and normal (0) readings")
     return Split(x[:cut], y[:cut], x[cut:], y[cut:], int(ts[cut - 1]), int(ts[cut]))
@@ -105,19 +111,29 @@ def synthetic_readings(profile: Profile, n_assets: int, hours: float, seed: int)
 
 
 def train_models(
-    profile: Profile, readings: pd.DataFrame, trees: int = 100, seed: int = 0, *, trials: int = 0
+    profile: Profile, readings: pd.DataFrame, trees: int = 100, seed: int = 0, *, trials: int = 0,
+    validate_assets: bool = False,
 ) -> TrainingResult:
     """Fit the detector on normal readings and the classifier on all, time-ordered split.
 
     ``readings`` has asset_id, timestamp (ms), the profile's sensors and a 0/1 ``label``.
     With ``trials`` > 0 the classifier's hyper-parameters and the detector's contamination
-    are first searched on the validation split (:mod:`assetwatch.models.search`).
+    are first searched on the validation split (:mod:`assetwatch.models.search`). With
+    ``validate_assets`` the classifier is also judged on held-out assets (one more fit), and
+    the per-asset baselines on every labelled asset.
+    Readings with no failure at all train the detector only.
     """
     started = time.perf_counter()
     log.info("computing %d features for %d readings", len(profile.feature_names), len(readings))
     features = compute_features(readings, profile)
-    split = time_split(features.to_numpy(dtype=float), readings["label"].to_numpy(dtype=int),
-                       readings["timestamp"].to_numpy(dtype=np.int64))
+    labels = readings["label"].to_numpy(dtype=int)
+    normal_only = not labels.any()
+    if normal_only:
+        log.warning("the readings are all normal: the detector is fitted unsupervised and the "
+                    "failure classifier learns no failure (failure_probability 0)")
+        trials = 0  # the search's objective, the classifier's F1, means nothing here
+    split = time_split(features.to_numpy(dtype=float), labels,
+                       readings["timestamp"].to_numpy(dtype=np.int64), need_both=not normal_only)
     train, val = (split.x_train, split.y_train), (split.x_val, split.y_val)
     healthy = split.x_train[split.y_train == 0]
     choice = choose(train, val, healthy, trials, trees, seed)
@@ -128,6 +144,11 @@ def train_models(
     bundle = _bundle(profile, detector, choice.classifier, split.x_train)
     scores = bundle.score(split.x_val)
     metrics = {**_evaluate(split.y_val, scores), **choice.metrics, **_counts(split),
+               **(held_out_assets(features.to_numpy(dtype=float), labels,
+                                  readings["asset_id"].to_numpy(),
+                                  {"n_estimators": trees, **choice.classifier_params}, seed)
+                  | baseline_metrics(readings, profile) if validate_assets else {}),
+               "normal_only": float(normal_only),
                "training_seconds": time.perf_counter() - started}
     params = {"profile": profile.name, "trees": trees, "seed": seed, "trials": trials,
               **choice.classifier_params, "detector_trees": trees,
@@ -197,11 +218,12 @@ def train_baseline(settings: Settings, profile: Profile, readings: pd.DataFrame 
 
     ``source`` names where the readings came from (a logged parameter).
     """
+    from_files = readings is not None
     if readings is None:
         readings = synthetic_readings(
             profile, settings.train_assets, settings.train_hours, settings.seed
         )
         source = source or f"synthetic: {settings.train_assets} assets x {settings.train_hours} h"
     result = train_models(profile, readings, trees=settings.train_trees, seed=settings.seed,
-                          trials=settings.train_trials)
+                          trials=settings.train_trials, validate_assets=from_files)
     return dataclasses.replace(result, params={**result.params, "data": source or "readings"})

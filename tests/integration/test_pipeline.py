@@ -15,7 +15,7 @@ import pytest
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.consumer import Record
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
-from assetwatch.features.offline import compute_features
+from assetwatch.features.offline import compute_baseline, compute_features
 from assetwatch.features.profiles import load_profile
 from assetwatch.models.registry import RegistryConfig, load_from_registry
 from assetwatch.settings import Settings
@@ -118,3 +118,39 @@ def test_restarted_worker_recovers_feature_state_exactly(
     np.testing.assert_allclose(got, expected.anomaly_score[half:], rtol=1e-9, atol=0)
     np.testing.assert_allclose(got_failure, expected.failure_probability[half:], rtol=1e-9,
                                atol=1e-12)
+
+
+def test_restarted_worker_resumes_each_assets_baseline_exactly(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+) -> None:
+    """Stopped mid-calibration, a new worker judges every reading as an uninterrupted
+    offline run does: the baseline totals come back with the changelogged state."""
+    settings = make_settings(profiles=("pump",))
+    profile = load_profile("pump")
+    plan = SimulationPlan(assets=4, count=4 * 800, rate=1e9, failing=1, failing_from_s=500,
+                          ramp_s=300, seed=11)
+    readings = _readings("pump", plan)
+    cut = 4 * 300  # every asset is 300 readings into its 400-reading calibration
+    topics = [settings.predictions_topic, settings.dead_letter_topic]
+
+    first = start_worker(settings)
+    _send(settings, readings[:cut])
+    collect(settings, topics, lambda rs: len(rs) >= cut, workers=(first,))
+    assert first.stop() == 0
+    second = start_worker(settings)
+    _send(settings, readings[cut:])
+    records = collect(settings, topics, lambda rs: len(rs) >= len(readings), workers=(second,))
+
+    predictions = {p["event_id"]: p for p in _predictions(records)}
+    assert len(predictions) == len(readings)
+    frame = pd.DataFrame([{"asset_id": r["asset_id"], "timestamp": r["timestamp"],
+                           **r["sensors"]} for r in readings])
+    expected = compute_baseline(frame, profile)
+    got = pd.DataFrame([predictions[r["event_id"]] for r in readings])
+    assert got["calibrating"].tolist() == expected["calibrating"].tolist()
+    np.testing.assert_array_equal(got["baseline_score"], expected["baseline_score"])
+    judged = got[~got["calibrating"]]
+    assert (judged["is_anomaly"] == (judged["baseline_score"] > profile.baseline.threshold)).all()
+    late = judged.groupby("asset_id").tail(100).groupby("asset_id")["is_anomaly"].mean()
+    assert late["pump-000"] > 0.9 and (late.drop("pump-000") < 0.05).all(), late

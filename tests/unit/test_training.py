@@ -73,7 +73,9 @@ def test_skab_csv_reads_with_its_anomaly_column_as_labels(skab_csv: Path, pump: 
     readings = read_labelled_readings(skab_csv, pump, label_column="anomaly")
 
     assert list(readings.columns) == ["asset_id", "timestamp", *pump.sensor_names, "label"]
-    assert len(readings) == 895 and set(readings["asset_id"]) == {"valve1-1"}  # the stem
+    # Unique per path: <profile>-<folder>-<stem>
+    assert len(readings) == 895
+    assert set(readings["asset_id"]) == {f"pump-{skab_csv.parent.name}-valve1-1"}
     assert readings["timestamp"].is_monotonic_increasing
     assert readings["timestamp"].iloc[1] - readings["timestamp"].iloc[0] == 1000
     assert set(readings["label"]) == {0, 1}
