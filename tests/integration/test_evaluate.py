@@ -15,12 +15,12 @@ import pytest
 
 from assetwatch.cli import main
 from assetwatch.settings import Settings
+from tests.data import SKAB_VALVE1
 from tests.integration.conftest import settings_env
-from tests.unit.test_features import SHARED_DIR
 
 pytestmark = pytest.mark.integration
 
-SKAB = [SHARED_DIR / "data" / "skab" / "valve1" / name for name in ("1.csv", "2.csv")]
+SKAB = [SKAB_VALVE1 / name for name in ("1.csv", "2.csv")]
 SKIP = 400
 
 

@@ -16,7 +16,9 @@ from assetwatch.features.readings import (
     read_readings_file,
     sniff_separator,
 )
-from tests.unit.test_features import SKAB_CSV
+from tests.data import SKAB_VALVE1
+
+SKAB_CSV = SKAB_VALVE1 / "1.csv"
 
 HEADER = ["timestamp", "temperature", "vibration", "power", "spindle_speed", "label"]
 ROWS = [[1_700_000_000_000, 60.5, 1.25, 3.0, 1500, 0], [1_700_000_001_000, 61.0, 1.5, 3.1, 1510, 1]]
