@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 from mlflow.tracking import MlflowClient
+from pydantic import SecretStr
 
 from assetwatch.errors import ModelArtifactError, ModelUnavailableError, RegistryUnavailableError
 from assetwatch.models.artifacts import read_bundle, save_local, write_bundle
@@ -57,19 +60,39 @@ HISTORY_KEPT = 50
 PIP_REQUIREMENTS = ["assetwatch", "numpy", "pandas", "onnxruntime"]
 
 
+_URI_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` in it masked.
+
+    >>> mask_credentials("registry http://ops:hunter2@mlflow:5000 down")
+    'registry http://ops:***@mlflow:5000 down'
+    """
+    return _URI_PASSWORD.sub(r"\1***@", text)
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """Where the registry is and what the served models are called."""
 
-    tracking_uri: str
+    tracking_uri: str = field(repr=False)
+    """May embed credentials: log :attr:`display_uri`, never this."""
     artifact_root: Path
     local_dir: Path
     """Folder of the local fallback artifacts."""
     alias: str = "champion"
     name_prefix: str = "assetwatch"
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
 
     def model_name(self, profile: str) -> str:
         return f"{self.name_prefix}-{profile}"
+
+    @property
+    def display_uri(self) -> str:
+        """The tracking URI as logs and errors may show it (password masked)."""
+        return mask_credentials(self.tracking_uri)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryConfig:
@@ -79,6 +102,8 @@ class RegistryConfig:
             local_dir=(settings.data_dir / "models").resolve(),
             alias=settings.model_alias,
             name_prefix=settings.model_name_prefix,
+            username=settings.mlflow_tracking_username,
+            password=settings.mlflow_tracking_password,
         )
 
 
@@ -105,6 +130,12 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
+    """A client of the configured registry; credentials from settings reach MLflow through
+    its own variables, the only way its REST client takes them."""
+    if config.username is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
+    if config.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = config.password.get_secret_value()
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
@@ -260,7 +291,9 @@ def champion_history(config: RegistryConfig, profile: str) -> list[str]:
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return []
-        raise RegistryUnavailableError(f"registry unavailable for {name}: {exc}") from exc
+        raise RegistryUnavailableError(
+            f"registry {config.display_uri} unavailable for {name}: "
+            f"{mask_credentials(str(exc))}") from exc
     if current is not None and (not history or history[-1] != current):
         history.append(current)
     return history
@@ -275,4 +308,4 @@ def download_serving(config: RegistryConfig, profile: str, version: str, dst: Pa
             artifact_uri=f"{uri.rstrip('/')}/artifacts/{SERVING_DIR}", dst_path=str(dst)))
     except (MlflowException, OSError) as exc:
         raise ModelArtifactError(f"downloading {name} version {version}'s {SERVING_DIR}/ "
-                                 f"failed: {exc}") from exc
+                                 f"failed: {mask_credentials(str(exc))}") from exc

@@ -29,6 +29,7 @@ from assetwatch.models.registry import (
     RegistryConfig,
     champion_history,
     download_serving,
+    mask_credentials,
     promote,
     register,
     served_version,
@@ -72,7 +73,7 @@ def load_checked(config: RegistryConfig, profile: Profile, version: str,
     except ModelRejectedError:
         raise
     except Exception as exc:  # whatever broke while loading, the reason says it was the load
-        raise ModelRejectedError("load", repr(exc)) from exc
+        raise ModelRejectedError("load", mask_credentials(repr(exc))) from exc
     check_servable(model, profile, reference)
     return model
 
@@ -98,6 +99,7 @@ def load_serving_model(config: RegistryConfig, profile: Profile,
                        bootstrap: Callable[[], TrainingResult] | None) -> Served:
     """Walk the fallback chain; the first candidate that loads and passes the checks."""
     name = config.model_name(profile.name)
+    log.info("looking up %s@%s in the registry %s", name, config.alias, config.display_uri)
     reference = reference_features(profile)
     rejected: list[Rejection] = []
     for version in _registry_candidates(config, profile.name):

@@ -36,6 +36,7 @@ from assetwatch.models.registry import (
     CHALLENGER,
     AliasMove,
     RegistryConfig,
+    mask_credentials,
     served_version,
 )
 from assetwatch.models.serving import load_checked
@@ -195,7 +196,7 @@ class ModelWatcher:
                           if self._settings.shadow_scoring else None)
         except Exception as exc:  # an unreachable registry must not stop serving
             log.warning("registry check for %s failed, keeping the current model: %s",
-                        profile, exc)
+                        profile, mask_credentials(str(exc)))
             return
         await self._refresh_champion(profile, version)
         if self._settings.shadow_scoring:

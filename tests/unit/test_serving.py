@@ -4,6 +4,8 @@ start-up fallback chain, and loading that never unpickles."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from assetwatch.cli import main
-from assetwatch.errors import ModelRejectedError
+from assetwatch.errors import ModelRejectedError, ModelUnavailableError
 from assetwatch.features.profiles import Profile
 from assetwatch.models import registry
 from assetwatch.models.registry import CHALLENGER, RegistryConfig, promote, register
 from assetwatch.models.serving import load_serving_model, load_version, promote_checked
 from assetwatch.models.training import TrainingResult
+from assetwatch.settings import Settings
 
 
 @pytest.fixture
@@ -125,3 +128,28 @@ def test_serving_loads_a_version_without_running_its_pickles(
     mlflow.pyfunc.load_model(f"models:/{config.model_name('cnc')}/{version}")
     assert marker.exists()  # the control: the same version does run code when unpickled
 
+
+def test_credentials_never_reach_the_logs_and_settings_pass_them_to_mlflow(
+    cnc: Profile, tmp_path: Path, make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)  # restored (unset) after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    settings = make_settings(data_dir=tmp_path,
+                             mlflow_tracking_uri="http://ops:hunter2@127.0.0.1:9/",
+                             mlflow_tracking_username="svc", mlflow_tracking_password="s3cret")
+    config = RegistryConfig.from_settings(settings)
+    assert "hunter2" not in repr(config) and "s3cret" not in repr(config)
+    assert "s3cret" not in repr(settings)
+
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ModelUnavailableError) as caught:
+        load_serving_model(config, cnc, bootstrap=None)
+
+    text = caplog.text + str(caught.value)
+    assert "http://ops:***@127.0.0.1:9/" in text
+    assert "hunter2" not in text and "s3cret" not in text
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"],
+            os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("svc", "s3cret")
