@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from assetwatch.errors import ModelArtifactError, ModelUnavailableError, Registr
 from assetwatch.models.artifacts import read_bundle, save_local, write_bundle
 from assetwatch.models.bundle import ModelBundle
 from assetwatch.models.training import TrainingResult
+from assetwatch.redaction import mask_credentials
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,18 +58,6 @@ CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 HISTORY_KEPT = 50
 PIP_REQUIREMENTS = ["assetwatch", "numpy", "pandas", "onnxruntime"]
-
-
-_URI_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
-
-
-def mask_credentials(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@host`` in it masked.
-
-    >>> mask_credentials("registry http://ops:hunter2@mlflow:5000 down")
-    'registry http://ops:***@mlflow:5000 down'
-    """
-    return _URI_PASSWORD.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from assetwatch.models.registry import (
     RegistryConfig,
     champion_history,
     download_serving,
-    mask_credentials,
     promote,
     register,
     served_version,
 )
 from assetwatch.models.training import TrainingResult
+from assetwatch.redaction import mask_credentials
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from assetwatch.models.registry import (
     CHALLENGER,
     AliasMove,
     RegistryConfig,
-    mask_credentials,
     served_version,
 )
 from assetwatch.models.serving import load_checked
+from assetwatch.redaction import mask_credentials
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 
