@@ -69,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"error": repr(exc)})
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
-        self._send(status, JSON, json.dumps(body).encode())
+        self._send(status, JSON, json.dumps(body, allow_nan=False).encode())
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)

@@ -174,13 +174,19 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
-    """Move the served alias (promote or roll back), then tell every worker."""
+    """Move the served alias (promote: only after the version loads and passes the serving
+    checks, or roll back), then tell every worker."""
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.agents.worker.lifecycle import announce
-    from assetwatch.models.registry import RegistryConfig, promote, rollback
+    from assetwatch.features.profiles import load_profile
+    from assetwatch.models.registry import RegistryConfig, rollback
+    from assetwatch.models.serving import promote_checked
 
     config = RegistryConfig.from_settings(settings)
-    move = promote(config, profile, version) if action == "PROMOTE" else rollback(config, profile)
+    if action == "PROMOTE":
+        move = promote_checked(config, load_profile(profile, settings.profiles_dir), version)
+    else:
+        move = rollback(config, profile)
     ensure_topics(settings)
     announce(settings, move, action)
     return {"model": move.name, "alias": move.alias, "version": move.version,

@@ -45,7 +45,30 @@ class BrokerError(AssetwatchError):
 
 
 class ModelRejectedError(AssetwatchError):
-    """A model version failed the checks a worker runs before serving it."""
+    """A model version could not be loaded or failed a check; ``step`` names which one."""
+
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ModelRejectedError], tuple[str, str]]:
+        return ModelRejectedError, (self.step, self.detail)  # picklable across processes
+
+
+class ModelArtifactError(ModelRejectedError):
+    """A version's data-only serving artifacts are missing, malformed or corrupt."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("load", detail)
+
+    def __reduce__(self) -> tuple[type[ModelArtifactError], tuple[str]]:  # type: ignore[override]
+        return ModelArtifactError, (self.detail,)
+
+
+
+class RegistryUnavailableError(ModelUnavailableError):
+    """The model registry could not be reached or did not answer."""
 
 
 class WorkerError(AssetwatchError):

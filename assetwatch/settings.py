@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     """Local folder for the embedded MLflow store, artifacts and fallback models."""
     mlflow_tracking_uri: str | None = None
     """MLflow tracking/registry URI; default: SQLite under data_dir."""
+    mlflow_tracking_username: str | None = None
+    """MLflow server user (HTTP basic auth); unset: MLflow's own MLFLOW_TRACKING_USERNAME."""
+    mlflow_tracking_password: SecretStr | None = None
+    """MLflow server password; unset: MLflow's own MLFLOW_TRACKING_PASSWORD."""
     model_alias: str = "champion"
     """Registry alias the workers serve."""
     model_name_prefix: str = "assetwatch"

@@ -1,4 +1,8 @@
-"""The scoring model: an anomaly detector and a failure classifier over one profile's features."""
+"""The scoring model: an anomaly detector and a failure classifier over one profile's features.
+
+A bundle is data only (two ONNX graphs, arrays and a few numbers), so a worker can load one
+from a registry without unpickling anything (:mod:`assetwatch.models.artifacts`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 from assetwatch.models.compiled import INPUT, path_length_to_decision
 from assetwatch.models.reference import FeatureReference
@@ -27,6 +30,28 @@ class BatchScores:
     """(rows, TOP_FEATURES) feature indices, furthest from the training distribution first."""
     top_z: np.ndarray
 
+    def finite(self) -> np.ndarray:
+        """Row mask: anomaly score and failure probability both finite."""
+        finite: np.ndarray = np.isfinite(self.anomaly_score) & np.isfinite(
+            self.failure_probability)
+        return finite
+
+    def rows(self, mask: np.ndarray) -> BatchScores:
+        """The scores of the rows ``mask`` selects, still row-aligned with each other."""
+        return BatchScores(self.anomaly_score[mask], self.is_anomaly[mask],
+                           self.failure_probability[mask], self.top_index[mask],
+                           self.top_z[mask])
+
+
+@dataclass(frozen=True)
+class DetectorScale:
+    """What scikit-learn's ``decision_function`` takes from a fitted IsolationForest besides
+    its trees: kept as numbers so serving needs no scikit-learn object."""
+
+    trees: int
+    max_samples: float
+    offset: float
+
 
 @dataclass(frozen=True)
 class ModelBundle:
@@ -34,14 +59,15 @@ class ModelBundle:
 
     profile: str
     feature_names: tuple[str, ...]
-    detector: IsolationForest
-    classifier: RandomForestClassifier
     feature_mean: np.ndarray
     feature_std: np.ndarray
     detector_onnx: bytes
     """The detector compiled by :func:`assetwatch.models.compiled.isolation_forest_to_onnx`."""
     classifier_onnx: bytes
     """The classifier compiled by :func:`assetwatch.models.compiled.classifier_to_onnx`."""
+    detector_scale: DetectorScale
+    classes: tuple[int, ...]
+    """The classifier's classes, in the order of its probability columns."""
     reference: FeatureReference | None = None
     """Training distribution of the features and outputs (None in bundles trained before it)."""
 
@@ -69,9 +95,11 @@ class ModelBundle:
         inputs = {INPUT: features.astype(np.float32)}
         # decision_function < 0 is IsolationForest's own outlier rule; flip it so higher
         # means more anomalous and 0 stays the threshold.
-        anomaly = -path_length_to_decision(detector.run(None, inputs)[0], self.detector)
+        scale = self.detector_scale
+        anomaly = -path_length_to_decision(detector.run(None, inputs)[0], scale.trees,
+                                           scale.max_samples, scale.offset)
         proba = classifier.run(["probabilities"], inputs)[0].astype(float)
-        classes = list(self.classifier.classes_)
+        classes = list(self.classes)
         failure = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(features))
         # The ONNX forest sums its trees' votes in float32: a unanimous 1.0 can come out 1.0000001.
         failure = np.clip(failure, 0.0, 1.0)

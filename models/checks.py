@@ -1,52 +1,115 @@
-"""What a worker checks before it serves a model version: pure, no registry, no broker."""
+"""What is checked before a model version is served or promoted: pure, no registry, no broker.
+
+The same checks run in ``assetwatch promote``, at a worker's start-up and before a hot swap.
+Each failure raises :class:`ModelRejectedError` whose ``step`` names the check that failed.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from assetwatch.errors import ModelRejectedError
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile
-from assetwatch.models.bundle import ScoringModel
-from assetwatch.models.training import synthetic_readings
+from assetwatch.models.bundle import BatchScores, ScoringModel
+from assetwatch.models.training import START_MS, synthetic_readings
 
 REFERENCE_ASSETS = 4
 REFERENCE_HOURS = 0.1
-"""A reference batch of ~1,400 rows: healthy and degrading assets alike."""
+"""A realistic batch of ~1,400 rows: healthy and degrading assets alike."""
+SWEEP_STEPS = 121
+"""Readings per sweep of one sensor across its legal range (up, then down, then jumps)."""
+MIN_SPREAD = 1e-3
+"""Anomaly scores or failure probabilities spanning less than this over the reference are
+degenerate: such a model says the same thing of every asset."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def reference_features(profile: Profile, seed: int = 11) -> np.ndarray:
-    """Feature rows of simulated readings, through the same feature code as serving."""
+    """The reference batch: realistic rows, then rows spanning every sensor's legal range."""
     readings = synthetic_readings(profile, REFERENCE_ASSETS, REFERENCE_HOURS, seed)
-    return compute_features(readings, profile).to_numpy(dtype=float)
+    realistic = compute_features(readings, profile).to_numpy(dtype=float)
+    return np.concatenate([realistic, full_range_features(profile)])
+
+
+def full_range_features(profile: Profile) -> np.ndarray:
+    """Feature rows of readings that sweep each sensor from its min to its max and back,
+    then jump between the extremes (others at baseline), through the serving feature code.
+
+    Rows with a feature a worker would dead-letter (non-finite, beyond float32) are left out:
+    a model never scores them.
+    """
+    frames = [_sweep(profile, i) for i in range(len(profile.sensors))]
+    features = compute_features(pd.concat(frames, ignore_index=True), profile)
+    rows: np.ndarray = features.to_numpy(dtype=float)
+    legal: np.ndarray = rows[(np.abs(rows) < _FLOAT32_MAX).all(axis=1)]
+    return legal
+
+
+def _sweep(profile: Profile, index: int) -> pd.DataFrame:
+    sensor = profile.sensors[index]
+    ramp = np.linspace(sensor.min, sensor.max, SWEEP_STEPS)
+    jumps = np.resize([sensor.min, sensor.max], SWEEP_STEPS)
+    values = np.concatenate([ramp, ramp[::-1], jumps])
+    frame = pd.DataFrame({s.name: np.full(len(values), s.baseline) for s in profile.sensors})
+    frame[sensor.name] = values
+    step_ms = int(profile.reading_interval_s * 1000)
+    frame.insert(0, "timestamp", START_MS + step_ms * np.arange(len(values), dtype=np.int64))
+    frame.insert(0, "asset_id", f"sweep-{sensor.name}")
+    return frame
 
 
 def check_servable(model: ScoringModel, profile: Profile, reference: np.ndarray) -> None:
     """Raise :class:`ModelRejectedError` unless ``model`` can serve ``profile``.
 
-    Its features must be the profile's, in order, and scoring ``reference`` must give finite
-    anomaly scores and failure probabilities within [0, 1].
+    Its features must be the profile's, in order; scoring ``reference`` must give finite
+    anomaly scores and failure probabilities within [0, 1], and neither may be (near) constant.
     """
+    label = f"{model.name} version {model.version}"
+    _check_features(model, profile, label)
+    try:
+        scores = model.bundle.score(reference)
+    except Exception as exc:  # any failure to score means it cannot serve
+        raise ModelRejectedError(
+            "score reference", f"{label} failed to score the reference batch: {exc!r}"
+        ) from exc
+    _check_finite(scores, label, reference, profile)
+    _check_spread(scores, label)
+
+
+def _check_features(model: ScoringModel, profile: Profile, label: str) -> None:
     expected = FeatureExtractor(profile).names
     if model.bundle.profile != profile.name or tuple(model.bundle.feature_names) != expected:
         missing = sorted(set(expected) - set(model.bundle.feature_names))
         extra = sorted(set(model.bundle.feature_names) - set(expected))
         raise ModelRejectedError(
-            f"{model.name} version {model.version} was trained for profile "
-            f"{model.bundle.profile!r} on different features (missing {missing[:3]}, "
-            f"extra {extra[:3]}, or another order)"
-        )
-    try:
-        scores = model.bundle.score(reference)
-    except Exception as exc:  # any failure to score means it cannot serve
-        raise ModelRejectedError(
-            f"{model.name} version {model.version} failed to score the reference batch: {exc!r}"
-        ) from exc
+            "features", f"{label} was trained for profile {model.bundle.profile!r} on "
+            f"different features (missing {missing[:3]}, extra {extra[:3]}, or another order)")
+
+
+def _check_finite(scores: BatchScores, label: str, reference: np.ndarray,
+                  profile: Profile) -> None:
     probability = scores.failure_probability
-    if not (np.isfinite(scores.anomaly_score).all() and np.isfinite(probability).all()
-            and ((probability >= 0) & (probability <= 1)).all()):
+    bad = ~scores.finite() | (probability < 0) | (probability > 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        sensors = {name: float(reference[row, profile.feature_names.index(name)])
+                   for name in profile.sensor_names if name in profile.feature_names}
         raise ModelRejectedError(
-            f"{model.name} version {model.version} gives non-finite or out-of-range scores "
-            "on the reference batch"
-        )
+            "finite scores", f"{label} gives non-finite or out-of-range scores on "
+            f"{int(bad.sum())} of {len(bad)} reference rows (first: anomaly score "
+            f"{float(scores.anomaly_score[row])}, failure probability {float(probability[row])}"
+            f" at {sensors})")
+
+
+def _check_spread(scores: BatchScores, label: str) -> None:
+    for output, values in (("anomaly score", scores.anomaly_score),
+                           ("failure probability", scores.failure_probability)):
+        spread = float(np.ptp(values)) if len(values) else 0.0
+        if spread < MIN_SPREAD:
+            raise ModelRejectedError(
+                "degenerate output", f"{label} gives a (near) constant {output} over the "
+                f"reference batch: {float(values[0]) if len(values) else None} "
+                f"(spread {spread:.2g} < {MIN_SPREAD})")

@@ -94,10 +94,10 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
 
 
 def path_length_to_decision(
-    path_length: np.ndarray, forest: IsolationForest
+    path_length: np.ndarray, n_trees: int, max_samples: float, offset: float
 ) -> np.ndarray:
-    """scikit-learn's ``decision_function`` from the summed path lengths."""
-    n_trees = len(forest.estimators_)
-    denominator = n_trees * float(average_path_length(np.array([forest.max_samples_]))[0])
+    """scikit-learn's ``decision_function`` from the summed path lengths and the three numbers
+    of the fitted forest it needs (``len(estimators_)``, ``max_samples_``, ``offset_``)."""
+    denominator = n_trees * float(average_path_length(np.array([max_samples]))[0])
     scores = -np.power(2.0, -path_length.astype(float).ravel() / denominator)
-    return scores - float(forest.offset_)
+    return scores - float(offset)

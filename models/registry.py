@@ -1,8 +1,10 @@
-"""The one module that knows MLflow: register bundles, resolve aliases, load what workers serve.
+"""The one module that knows MLflow: register bundles, move aliases, fetch serving artifacts.
 
-Fallback chain when a worker asks for a profile's model: the registry alias
-(``models:/<name>@<alias>``), then the local artifact saved beside the last registration,
-then (if allowed) bootstrap training of the baseline, which is registered and aliased.
+A registered version carries its bundle twice: as data-only files (``artifacts/serving/``:
+two ONNX graphs and ``bundle.json``, see :mod:`assetwatch.models.artifacts`), which is all
+that serving ever downloads, and as an MLflow pyfunc (whose ``python_model.pkl`` MLflow
+unpickles) plus ``estimators.joblib`` (the fitted scikit-learn forests) for people and MLflow
+tools. Nothing here unpickles; :mod:`assetwatch.models.serving` loads and checks versions.
 
 Lifecycle: ``assetwatch train`` registers a version as ``@challenger``; :func:`promote` points
 the served alias (``@champion``) at it and :func:`rollback` points it back. The versions that
@@ -17,32 +19,37 @@ A training run logs the params and metrics of :class:`TrainingResult`, the valid
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import joblib
 import mlflow
+import mlflow.artifacts
 import pandas as pd
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 from mlflow.tracking import MlflowClient
+from pydantic import SecretStr
 
-from assetwatch.errors import ModelUnavailableError
-from assetwatch.models.bundle import ModelBundle, ScoringModel
+from assetwatch.errors import ModelArtifactError, ModelUnavailableError, RegistryUnavailableError
+from assetwatch.models.artifacts import read_bundle, save_local, write_bundle
+from assetwatch.models.bundle import ModelBundle
 from assetwatch.models.training import TrainingResult
+from assetwatch.redaction import mask_credentials
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FILE = "bundle.joblib"
+SERVING_DIR = "serving"
+"""The pyfunc artifact holding the data-only bundle; the only thing serving downloads."""
+ESTIMATORS_FILE = "estimators.joblib"
 PLOTS_DIR = "plots"
 REFERENCE_FILE = "training_reference.json"
 """The bundle's training reference (:meth:`FeatureReference.to_json`), as a run artifact."""
@@ -50,22 +57,30 @@ TRIALS_FILE = "search/trials.json"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 HISTORY_KEPT = 50
-PIP_REQUIREMENTS = ["assetwatch", "scikit-learn", "numpy", "pandas", "joblib", "onnxruntime"]
+PIP_REQUIREMENTS = ["assetwatch", "numpy", "pandas", "onnxruntime"]
 
 
 @dataclass(frozen=True)
 class RegistryConfig:
     """Where the registry is and what the served models are called."""
 
-    tracking_uri: str
+    tracking_uri: str = field(repr=False)
+    """May embed credentials: log :attr:`display_uri`, never this."""
     artifact_root: Path
     local_dir: Path
     """Folder of the local fallback artifacts."""
     alias: str = "champion"
     name_prefix: str = "assetwatch"
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
 
     def model_name(self, profile: str) -> str:
         return f"{self.name_prefix}-{profile}"
+
+    @property
+    def display_uri(self) -> str:
+        """The tracking URI as logs and errors may show it (password masked)."""
+        return mask_credentials(self.tracking_uri)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryConfig:
@@ -75,16 +90,19 @@ class RegistryConfig:
             local_dir=(settings.data_dir / "models").resolve(),
             alias=settings.model_alias,
             name_prefix=settings.model_name_prefix,
+            username=settings.mlflow_tracking_username,
+            password=settings.mlflow_tracking_password,
         )
 
 
 class AssetModel(PythonModel):
-    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too."""
+    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too (MLflow
+    unpickles this object: for people and MLflow tools, never for serving)."""
 
     bundle: ModelBundle
 
     def load_context(self, context: Any) -> None:
-        self.bundle = joblib.load(context.artifacts["bundle"])
+        self.bundle = read_bundle(Path(context.artifacts[SERVING_DIR]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         return _predictions_frame(self.bundle, model_input)
@@ -100,6 +118,12 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
+    """A client of the configured registry; credentials from settings reach MLflow through
+    its own variables, the only way its REST client takes them."""
+    if config.username is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
+    if config.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = config.password.get_secret_value()
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
@@ -127,15 +151,14 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
     signature = infer_signature(sample, _predictions_frame(bundle, sample))
     with (tempfile.TemporaryDirectory() as tmp,
           mlflow.start_run(experiment_id=experiment_id) as run):
-        path = Path(tmp) / BUNDLE_FILE
-        joblib.dump(bundle, path)
+        serving = write_bundle(bundle, Path(tmp) / SERVING_DIR)
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
         _log_details(client, run.info.run_id, result, Path(tmp))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=AssetModel(),
-            artifacts={"bundle": str(path)},
+            artifacts={SERVING_DIR: str(serving)},
             signature=signature,
             input_example=None,
             pip_requirements=PIP_REQUIREMENTS,
@@ -145,7 +168,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
     alias = alias or config.alias
     client.set_registered_model_alias(name, alias, version)
     if alias == config.alias:  # the local fallback follows what is served
-        _save_local(config, bundle, name, version)
+        save_local(config.local_dir, bundle, name, version)
     log.info("registered %s version %s as @%s", name, version, alias)
     return version
 
@@ -155,12 +178,15 @@ def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp:
     """Plots, the training reference and the search's trials, as artifacts of the active run."""
     from assetwatch.models.plots import training_plots  # matplotlib loads only when a run is logged
 
-    bundle, validation = result.bundle, result.validation
-    if validation is not None:
+    bundle, validation, estimators = result.bundle, result.validation, result.estimators
+    if estimators is not None:
+        joblib.dump(estimators, tmp / ESTIMATORS_FILE)
+        mlflow.log_artifact(str(tmp / ESTIMATORS_FILE))
+    if validation is not None and estimators is not None:
         (tmp / PLOTS_DIR).mkdir()
         for name, png in training_plots(validation.labels, validation.failure_probability,
                                         bundle.feature_names,
-                                        bundle.classifier.feature_importances_).items():
+                                        estimators.classifier.feature_importances_).items():
             (tmp / PLOTS_DIR / name).write_bytes(png)
         mlflow.log_artifacts(str(tmp / PLOTS_DIR), PLOTS_DIR)
     if bundle.reference is not None:
@@ -240,63 +266,34 @@ def rollback(config: RegistryConfig, profile: str) -> AliasMove:
     return _move_alias(client, config, name, history[-2], history[:-1])
 
 
-def load_version(config: RegistryConfig, profile: str, version: str) -> ScoringModel:
-    """One registered version of the profile's model."""
+def champion_history(config: RegistryConfig, profile: str) -> list[str]:
+    """The versions that were served, oldest first, and the one the alias names now (last).
+
+    Raises :class:`RegistryUnavailableError` when the registry cannot answer.
+    """
+    client = _client(config)
     name = config.model_name(profile)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return ScoringModel(name=name, version=str(version), bundle=model.unwrap_python_model().bundle)
-
-
-def _save_local(config: RegistryConfig, bundle: ModelBundle, name: str, version: str) -> None:
-    config.local_dir.mkdir(parents=True, exist_ok=True)
-    joblib.dump(bundle, config.local_dir / f"{bundle.profile}.joblib")
-    meta = {"name": name, "version": version}
-    (config.local_dir / f"{bundle.profile}.json").write_text(json.dumps(meta))
-
-
-def load_from_registry(config: RegistryConfig, profile: str) -> ScoringModel | None:
-    """The aliased version of the profile's model, or None if the alias is not set."""
-    version = served_version(config, profile)
-    return None if version is None else load_version(config, profile, version)
-
-
-def load_local(config: RegistryConfig, profile: str) -> ScoringModel | None:
-    """The local artifact saved at the last registration, or None."""
-    meta_path = config.local_dir / f"{profile}.json"
-    if not meta_path.is_file():
-        return None
-    meta = json.loads(meta_path.read_text())
-    bundle = joblib.load(config.local_dir / f"{profile}.joblib")
-    return ScoringModel(name=meta["name"], version=f"{meta['version']}-local", bundle=bundle)
-
-
-def load_serving_model(
-    config: RegistryConfig, profile: str, bootstrap: Callable[[], TrainingResult] | None
-) -> ScoringModel:
-    """Walk the fallback chain: registry alias, local artifact, bootstrap training."""
     try:
-        model = load_from_registry(config, profile)
+        current = _aliased_version(client, name, config.alias)
+        history = _history(client, name) if current is not None else []
     except MlflowException as exc:
-        log.warning("registry %s unavailable for %s: %s", config.tracking_uri, profile, exc)
-        model = None
-    if model is not None:
-        log.info("serving %s version %s from the registry", model.name, model.version)
-        return model
-    model = load_local(config, profile)
-    if model is not None:
-        log.warning("no @%s in the registry: serving local artifact %s version %s",
-                    config.alias, model.name, model.version)
-        return model
-    if bootstrap is None:
-        raise ModelUnavailableError(
-            f"no model for profile {profile!r}: registry has no {config.model_name(profile)}"
-            f"@{config.alias}, no local artifact, bootstrap disabled"
-        )
-    log.warning("no model for profile %s anywhere: training and registering the baseline",
-                profile)
-    result = bootstrap()
-    register(config, result)
-    loaded = load_from_registry(config, profile)
-    if loaded is None:
-        raise ModelUnavailableError(f"bootstrap registration of {profile} could not be read back")
-    return loaded
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise RegistryUnavailableError(
+            f"registry {config.display_uri} unavailable for {name}: "
+            f"{mask_credentials(str(exc))}") from exc
+    if current is not None and (not history or history[-1] != current):
+        history.append(current)
+    return history
+
+
+def download_serving(config: RegistryConfig, profile: str, version: str, dst: Path) -> Path:
+    """Download only the data-only bundle folder of one version (files: nothing is run)."""
+    name = config.model_name(profile)
+    try:
+        uri = _client(config).get_model_version_download_uri(name, version)
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{uri.rstrip('/')}/artifacts/{SERVING_DIR}", dst_path=str(dst)))
+    except (MlflowException, OSError) as exc:
+        raise ModelArtifactError(f"downloading {name} version {version}'s {SERVING_DIR}/ "
+                                 f"failed: {mask_credentials(str(exc))}") from exc

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 from assetwatch.errors import ConfigError
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile
-from assetwatch.models.bundle import BatchScores, ModelBundle
+from assetwatch.models.bundle import BatchScores, DetectorScale, ModelBundle
 from assetwatch.models.compiled import classifier_to_onnx, isolation_forest_to_onnx
 from assetwatch.models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, FeatureReference
 from assetwatch.models.search import Trial, choose
@@ -45,6 +45,15 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class Estimators:
+    """The fitted scikit-learn forests the bundle was compiled from: for people (feature
+    importances, a pickle for notebooks), never for serving."""
+
+    detector: IsolationForest
+    classifier: RandomForestClassifier
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     bundle: ModelBundle
     metrics: dict[str, float]
@@ -52,6 +61,7 @@ class TrainingResult:
     validation: Validation | None = None
     trials: tuple[Trial, ...] = ()
     """The hyper-parameter search's trials, in order (none when no search ran)."""
+    estimators: Estimators | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,8 @@ def train_models(
               "validation_fraction": VALIDATION_FRACTION, "train_end_ms": split.train_end_ms,
               "validation_start_ms": split.validation_start_ms}
     validation = Validation(split.y_val, scores.failure_probability)
-    return TrainingResult(bundle, metrics, params, validation, choice.trials)
+    return TrainingResult(bundle, metrics, params, validation, choice.trials,
+                          Estimators(detector, choice.classifier))
 
 
 def _bundle(profile: Profile, detector: IsolationForest, classifier: RandomForestClassifier,
@@ -168,12 +179,13 @@ def _bundle(profile: Profile, detector: IsolationForest, classifier: RandomFores
     bundle = ModelBundle(
         profile=profile.name,
         feature_names=profile.feature_names,
-        detector=detector,
-        classifier=classifier,
         feature_mean=x_train.mean(axis=0),
         feature_std=np.where(std > 0, std, 1.0),
         detector_onnx=isolation_forest_to_onnx(detector, n_features),
         classifier_onnx=classifier_to_onnx(classifier, n_features),
+        detector_scale=DetectorScale(len(detector.estimators_), float(detector.max_samples_),
+                                     float(detector.offset_)),
+        classes=tuple(int(c) for c in classifier.classes_),
     )
     return dataclasses.replace(bundle, reference=training_reference(bundle, x_train))
 

@@ -24,9 +24,12 @@ class Buckets(NamedTuple):
 def bucketize(values: np.ndarray, bounds: tuple[float, ...]) -> Buckets:
     """Count ``values`` into Prometheus ``le`` buckets (a value equal to a bound is in it).
 
-    >>> bucketize(np.array([0.1, 0.5, 0.7, 9.0]), (0.5, 1.0))
+    A non-finite value is not an observation: one NaN would make the sum NaN for good.
+
+    >>> bucketize(np.array([0.1, 0.5, 0.7, 9.0, np.nan]), (0.5, 1.0))
     Buckets(counts=(2, 1, 1), total=10.3)
     """
+    values = values[np.isfinite(values)]
     index = np.searchsorted(np.asarray(bounds), values, side="left")
     counts = np.bincount(index, minlength=len(bounds) + 1)
     return Buckets(tuple(counts.tolist()), float(np.sum(values)))

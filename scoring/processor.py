@@ -35,6 +35,7 @@ from assetwatch.scoring.buckets import (
 )
 from assetwatch.scoring.dead_letters import DeadLetterWriter
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
+from assetwatch.scoring.guard import non_finite_rows
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
@@ -278,6 +279,9 @@ class BatchProcessor:
             for item in items:
                 self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
             return
+        items, features, scores = self._finite_only(prepared, model, items, features, scores)
+        if not items:
+            return
         baseline = self._extractors[profile].baseline([item.features for item in items])
         threshold = self._profiles[profile].baseline.threshold
         scores = replace(scores, is_anomaly=~baseline.calibrating & (baseline.score > threshold))
@@ -369,6 +373,20 @@ class BatchProcessor:
                 items[i].reading,
             )
         return [item for item, ok in zip(items, fits.tolist(), strict=True) if ok], features[fits]
+
+    def _finite_only(
+        self, prepared: Prepared, model: ScoringModel, items: list[_Scorable],
+        features: np.ndarray, scores: BatchScores,
+    ) -> tuple[list[_Scorable], np.ndarray, BatchScores]:
+        """The rows with finite scores; the others are dead-lettered (:mod:`scoring.guard`)."""
+        bad = non_finite_rows(model, scores)
+        if not bad:
+            return items, features, scores
+        for i, detail in bad.items():
+            self._reject(prepared, items[i].inbound, "scoring_failed", detail, items[i].reading)
+        keep = np.array([i not in bad for i in range(len(items))])
+        return [item for item, ok in zip(items, keep, strict=True) if ok], features[keep], \
+            scores.rows(keep)
 
     def _decode(self, inbound: Inbound) -> dict[str, Any]:
         value = inbound.value

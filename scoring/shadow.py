@@ -74,6 +74,10 @@ def shadow_records(
         log.exception("shadow scoring with %s version %s failed", challenger.name,
                       challenger.version)
         return None
+    if not scores.finite().all():  # a NaN never leaves as a prediction, shadow ones neither
+        log.error("shadow scoring with %s version %s gave non-finite scores: batch skipped",
+                  challenger.name, challenger.version)
+        return None
     records = [build(record, challenger, scores, features, i)
                for i, record in enumerate(champion_records)]
     return records, stats(challenger.version, champion_scores, scores)

@@ -113,7 +113,7 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
         worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd())
         stop = threading.Event()
         threads, publishers = _simulators(settings, options, stop)
-        tally = Tally(versions={m.name: m.version for m in models.values()})
+        tally = Tally(versions={m.model.name: m.model.version for m in models.values()})
         started = time.monotonic()
         try:
             for thread in threads:

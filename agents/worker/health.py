@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -54,7 +55,8 @@ def health_document(
         "totals": {"readings": totals.readings, "predictions": totals.predictions,
                    "dead_letters": totals.dead_letters, "anomalies": totals.anomalies,
                    "skipped_replays": totals.skipped_replays},
-        "average_failure_probability": None if average is None else round(average, 6),
+        "average_failure_probability": (None if average is None or not math.isfinite(average)
+                                        else round(average, 6)),
     }
 
 

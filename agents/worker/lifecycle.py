@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -28,18 +26,20 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
-from assetwatch.models.checks import check_servable, reference_features
+from assetwatch.models.checks import reference_features
 from assetwatch.models.registry import (
     CHALLENGER,
     AliasMove,
     RegistryConfig,
-    load_version,
     served_version,
 )
+from assetwatch.models.serving import load_checked
+from assetwatch.redaction import mask_credentials
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 
@@ -140,7 +140,8 @@ class ModelWatcher:
     """Keeps the scorer's model for every profile at the version the registry alias names."""
 
     def __init__(self, settings: Settings, profiles: Mapping[str, Profile], scorer: Scorer,
-                 served: MutableMapping[str, ScoringModel], metrics: Metrics) -> None:
+                 served: MutableMapping[str, ScoringModel], metrics: Metrics,
+                 alerts: OperatorAlerts, rejected: set[tuple[str, str]] | None = None) -> None:
         self._settings = settings
         self._registry = RegistryConfig.from_settings(settings)
         self._profiles = dict(profiles)
@@ -149,10 +150,10 @@ class ModelWatcher:
         self._served = served
         self._metrics = metrics
         self._references: dict[str, np.ndarray] = {}
-        self._rejected: set[tuple[str, str]] = set()
+        self._rejected = set(rejected or ())
+        """(profile, version) never to try again: rejected here or at start-up."""
         self._shadows: dict[str, ScoringModel] = {}
-        self._worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._alerts = Producer({**settings.kafka_client_config(), "linger.ms": 5})
+        self._alerts = alerts
 
     async def run(self) -> None:
         """Until cancelled: react to model updates, and look at the registry periodically."""
@@ -195,7 +196,7 @@ class ModelWatcher:
                           if self._settings.shadow_scoring else None)
         except Exception as exc:  # an unreachable registry must not stop serving
             log.warning("registry check for %s failed, keeping the current model: %s",
-                        profile, exc)
+                        profile, mask_credentials(str(exc)))
             return
         await self._refresh_champion(profile, version)
         if self._settings.shadow_scoring:
@@ -239,32 +240,18 @@ class ModelWatcher:
             self._metrics.rejected(profile)
             log.error("rejected %s version %s, still serving %s: %s",
                       current.name, version, current.version, exc)
-            self._alert("MODEL_REJECTED", current.name, version, current.version, str(exc))
+            self._alerts.publish("MODEL_REJECTED", current.name, version, current.version,
+                                 str(exc))
             return
         await self._scorer.swap(model)
         self._served[profile] = model
         self._metrics.swapped(model)
         log.info("now serving %s version %s (was %s)", model.name, version, current.version)
-        self._alert("MODEL_SWAPPED", model.name, version, version,
-                    f"swapped in for version {current.version}")
+        self._alerts.publish("MODEL_SWAPPED", model.name, version, version,
+                             f"swapped in for version {current.version}")
 
     def _load_checked(self, profile: str, version: str) -> ScoringModel:
-        model = load_version(self._registry, profile, version)
         if profile not in self._references:
             self._references[profile] = reference_features(self._profiles[profile])
-        check_servable(model, self._profiles[profile], self._references[profile])
-        return model
-
-    def _alert(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
-        record = {
-            "alert_id": f"{self._worker}-{uuid.uuid4().hex[:12]}", "kind": kind,
-            "worker": self._worker, "model_name": name, "version": version,
-            "serving_version": serving, "reason": reason,
-            "issued_timestamp": int(time.time() * 1000),
-        }
-        try:
-            self._alerts.produce(self._settings.operator_alerts_topic,
-                                 codec("OperatorAlert").encode(record), name.encode())
-            self._alerts.poll(0)
-        except (BufferError, SerializationError) as exc:
-            log.error("could not publish the %s alert: %s", kind, exc)
+        return load_checked(self._registry, self._profiles[profile], version,
+                            self._references[profile])

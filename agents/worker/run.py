@@ -15,28 +15,39 @@ from assetwatch.agents.worker.app import create_app
 from assetwatch.agents.worker.health import Health
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.scoring import make_scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.profiles import Profile, load_profiles
-from assetwatch.models.bundle import ScoringModel
-from assetwatch.models.registry import RegistryConfig, load_serving_model
+from assetwatch.models.registry import RegistryConfig
+from assetwatch.models.serving import Served, load_serving_model
 from assetwatch.models.training import train_baseline
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def load_models(settings: Settings, profiles: dict[str, Profile]) -> dict[str, ScoringModel]:
-    """The served model of every profile: registry, else local artifact, else bootstrap."""
+def load_models(settings: Settings, profiles: dict[str, Profile],
+                alerts: OperatorAlerts | None = None) -> dict[str, Served]:
+    """The served model of every profile: the first of the fallback chain that loads and
+    passes the checks; each candidate passed over raises a ``MODEL_REJECTED`` alert."""
     config = RegistryConfig.from_settings(settings)
-    return {
-        name: load_serving_model(
-            config, name,
+    served = {}
+    for name, profile in profiles.items():
+        served[name] = load_serving_model(
+            config, profile,
             partial(train_baseline, settings, profile) if settings.bootstrap_model else None,
         )
-        for name, profile in profiles.items()
-    }
+        if alerts is not None:
+            _alert_rejections(alerts, served[name])
+    return served
+
+
+def _alert_rejections(alerts: OperatorAlerts, served: Served) -> None:
+    for rejection in served.rejected:
+        alerts.publish("MODEL_REJECTED", rejection.name, rejection.version,
+                       served.model.version, f"at start-up: {rejection.reason}")
 
 
 def run_worker(settings: Settings) -> None:
@@ -62,12 +73,17 @@ def run_worker(settings: Settings) -> None:
 def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
     ensure_topics(settings)
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
-    models = load_models(settings, profiles)
+    alerts = OperatorAlerts(settings)
+    served = load_models(settings, profiles, alerts)
+    models = {name: s.model for name, s in served.items()}
+    rejected = {(name, r.version) for name, s in served.items() for r in s.rejected}
     for model in models.values():
         log.info("serving %s version %s", model.name, model.version)
         metrics.serve(model)
+    for profile, _ in sorted(rejected):
+        metrics.rejected(profile)
     scorer = make_scorer(settings, profiles, models)
-    watcher = ModelWatcher(settings, profiles, scorer, models, metrics)
+    watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
                          SilenceWatch(settings, metrics))

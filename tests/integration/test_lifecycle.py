@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.consumer import Record, RecordReader
@@ -19,7 +20,14 @@ from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.worker.lifecycle import announce
 from assetwatch.cli import main
 from assetwatch.features.profiles import load_profile
-from assetwatch.models.registry import CHALLENGER, RegistryConfig, promote, register, rollback
+from assetwatch.models.registry import (
+    CHALLENGER,
+    SERVING_DIR,
+    RegistryConfig,
+    promote,
+    register,
+    rollback,
+)
 from assetwatch.models.training import TrainingResult, synthetic_readings, train_models
 from assetwatch.settings import Settings
 from tests.integration.conftest import WorkerProcess, collect, settings_env
@@ -185,3 +193,41 @@ def test_shadow_scoring_publishes_the_challengers_predictions_beside_the_champio
     assert {p["model_version"] for p in shadow} == {v2}
     assert sorted(p["event_id"] for p in champion) == sorted(r["event_id"] for r in sent)
     assert sorted(p["event_id"] for p in shadow if p["event_id"] in ids) == sorted(ids)
+
+
+def test_a_worker_started_on_a_rejected_champion_serves_the_previous_good_version(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    # @champion names v3 (its detector graph corrupt); before it v2 (features reordered),
+    # before that v1 (good). Both were promoted unchecked, as a champion set by hand would be.
+    settings = make_settings(data_dir=tmp_path / "registry", profiles=(PROFILE,),
+                             model_check_interval_s=3600)
+    config = RegistryConfig.from_settings(settings)
+    v1 = register(config, _trained(seed=21))
+    good = _trained(seed=22).bundle
+    reordered = dataclasses.replace(good, feature_names=tuple(reversed(good.feature_names)))
+    v2 = register(config, TrainingResult(reordered, {}, {}), alias=CHALLENGER)
+    v3 = register(config, _trained(seed=23), alias=CHALLENGER)
+    promote(config, PROFILE, v2)
+    promote(config, PROFILE, v3)
+    uri = MlflowClient(config.tracking_uri, config.tracking_uri) \
+        .get_model_version_download_uri(config.model_name(PROFILE), v3)
+    (Path(uri.removeprefix("file://")) / "artifacts" / SERVING_DIR / "detector.onnx") \
+        .write_bytes(b"\x00" * 200)
+
+    worker = start_worker(settings)
+    readings = _readings(480, seed=8, prefix="start")
+    publish(ReadingPublisher(settings), readings)
+
+    assert {r.fields["model_version"] for r in _answered(settings, readings, (worker,))} == {v1}
+    alerts = collect(settings, [settings.operator_alerts_topic],
+                     lambda rs: {v2, v3} <= {r.fields["version"] for r in rs}, workers=(worker,))
+    reasons = {r.fields["version"]: r.fields["reason"] for r in alerts
+               if r.fields["kind"] == "MODEL_REJECTED"}
+    assert reasons[v3].startswith("at start-up: load: detector.onnx does not match")
+    assert reasons[v2].startswith("at start-up: features: ")
+    assert {r.fields["serving_version"] for r in alerts} == {v1}
+    assert f"serving {config.model_name(PROFILE)} version {v1} from the registry instead of " \
+           f"{v3}, {v2} (rejected)" in worker.log_text()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from assetwatch.features.profiles import Profile, load_profile
-from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.bundle import BatchScores, ModelBundle, ScoringModel
 from assetwatch.models.training import TrainingResult, synthetic_readings, train_models
 from assetwatch.settings import Settings
 
@@ -81,3 +83,42 @@ def cnc_training(cnc: Profile) -> TrainingResult:
 @pytest.fixture(scope="session")
 def cnc_model(cnc_training: TrainingResult) -> ScoringModel:
     return ScoringModel(MODEL_NAME, MODEL_VERSION, cnc_training.bundle)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstantBundle(ModelBundle):
+    """A broken model seen in the field: the same failure probability for every row."""
+
+    def score(self, features: np.ndarray) -> BatchScores:
+        scores = super().score(features)
+        return dataclasses.replace(scores, failure_probability=np.full(len(features), 0.98))
+
+
+@dataclasses.dataclass(frozen=True)
+class NaNAboveVibrationBundle(ModelBundle):
+    """A broken model seen in the field: NaN whenever vibration is above 20 mm/s (a legal
+    value that realistic reference rows never reach)."""
+
+    def score(self, features: np.ndarray) -> BatchScores:
+        scores = super().score(features)
+        high = features[:, self.feature_names.index("vibration")] > 20.0
+        return dataclasses.replace(
+            scores, failure_probability=np.where(high, np.nan, scores.failure_probability),
+            anomaly_score=np.where(high, np.nan, scores.anomaly_score))
+
+
+def _broken(model: ScoringModel, kind: type[ModelBundle]) -> ScoringModel:
+    fields = {f.name: getattr(model.bundle, f.name) for f in dataclasses.fields(model.bundle)}
+    return ScoringModel(model.name, "9", kind(**fields))
+
+
+@pytest.fixture(scope="session")
+def constant_model(cnc_model: ScoringModel) -> ScoringModel:
+    """The trained cnc model (as version 9) answering 0.98 for every row."""
+    return _broken(cnc_model, ConstantBundle)
+
+
+@pytest.fixture(scope="session")
+def nan_above_vibration_model(cnc_model: ScoringModel) -> ScoringModel:
+    """The trained cnc model (as version 9) answering NaN above vibration 20 mm/s."""
+    return _broken(cnc_model, NaNAboveVibrationBundle)

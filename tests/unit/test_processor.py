@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from assetwatch.agents.worker.health import health_document
+from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.probe import StreamStatus
 from assetwatch.errors import ModelUnavailableError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
@@ -589,3 +594,48 @@ def test_a_batch_failing_half_way_leaves_no_folded_state_behind(
     again = processor.process(retry, store.get)
 
     assert again.predictions == make_processor().process(retry, store.get).predictions
+
+
+def test_a_non_finite_score_is_dead_lettered_and_never_reaches_metrics_or_health(
+    make_processor: Callable[..., BatchProcessor], make_reading: Callable[..., Reading],
+    nan_above_vibration_model: ScoringModel,
+) -> None:
+    """A model NaN above vibration 20 mm/s (legal up to 100): the row at 25 mm/s becomes a
+    scoring_failed dead letter; the others are published; totals and /health stay finite."""
+    batch = _batch([
+        (b"cnc-001", _avro(make_reading(event_id="calm"))),
+        (b"cnc-002", _avro(make_reading(event_id="shaking", asset_id="cnc-002",
+                                        sensors={"vibration": 25.0}))),
+        (b"cnc-003", _avro(make_reading(event_id="calm-too", asset_id="cnc-003"))),
+    ])
+    processor = make_processor(FakeModels({"cnc": nan_above_vibration_model}))
+
+    outcome = _run(processor, batch)
+
+    assert [p["event_id"] for p in _predictions(outcome)] == ["calm", "calm-too"]
+    assert all(math.isfinite(p["failure_probability"]) and math.isfinite(p["anomaly_score"])
+               for p in _predictions(outcome))
+    [letter] = _dead_letters(outcome)
+    assert (letter["reason"], letter["event_id"]) == ("scoring_failed", "shaking")
+    assert "version 9 gave a non-finite score" in letter["error"]
+    metrics = Metrics(CollectorRegistry())
+    metrics.serve(nan_above_vibration_model)
+    metrics.record_batch(len(batch), outcome.report(published_s=1.7e9), 0.01)
+    average = metrics.totals().average_failure_probability
+    assert average is not None and math.isfinite(average)
+    document = health_document(StreamStatus("connected", partitions=(3,)),
+                               {"cnc": nan_above_vibration_model}, ["cnc"], metrics.totals(), 1.0)
+    assert json.loads(json.dumps(document, allow_nan=False))["average_failure_probability"] \
+        == round(average, 6)
+
+
+def test_a_batch_whose_every_score_is_non_finite_publishes_nothing(
+    make_processor: Callable[..., BatchProcessor], make_reading: Callable[..., Reading],
+    nan_above_vibration_model: ScoringModel,
+) -> None:
+    batch = _batch([(b"cnc-001", _avro(make_reading(sensors={"vibration": 60.0})))])
+
+    outcome = _run(make_processor(FakeModels({"cnc": nan_above_vibration_model})), batch)
+
+    assert (outcome.predictions, outcome.dead_letter_reasons) == ([], ["scoring_failed"])
+    assert len(outcome.failure_probabilities) == 0

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from assetwatch.errors import ModelUnavailableError
+from assetwatch.models.artifacts import load_local
 from assetwatch.models.registry import (
     CHALLENGER,
     RegistryConfig,
-    load_from_registry,
-    load_local,
     promote,
     register,
     rollback,
     served_version,
 )
+from assetwatch.models.serving import load_version
 from assetwatch.models.training import TrainingResult
 
 
@@ -33,7 +33,8 @@ def test_promote_and_rollback_walk_the_champion_history(
     v1 = register(config, cnc_training)
     v2 = register(config, cnc_training, alias=CHALLENGER)
     v3 = register(config, cnc_training, alias=CHALLENGER)
-    assert (served_version(config, "cnc"), load_local(config, "cnc").version) == (v1, f"{v1}-local")
+    local = load_local(config.local_dir, "cnc")
+    assert (served_version(config, "cnc"), local and local.version) == (v1, f"{v1}-local")
 
     with pytest.raises(ModelUnavailableError, match="no earlier"):
         rollback(config, "cnc")
@@ -45,8 +46,7 @@ def test_promote_and_rollback_walk_the_champion_history(
 
     assert (rollback(config, "cnc").version, served_version(config, "cnc")) == (v3, v3)
     assert rollback(config, "cnc").version == v1
-    loaded = load_from_registry(config, "cnc")
-    assert loaded is not None and loaded.version == v1
+    assert load_version(config, "cnc", v1).version == v1
     with pytest.raises(ModelUnavailableError, match="no earlier"):
         rollback(config, "cnc")
 

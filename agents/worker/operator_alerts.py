@@ -1,0 +1,45 @@
+"""``OperatorAlert`` records (model swapped or rejected) from one worker, for people on call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+
+from confluent_kafka import KafkaException, Producer
+
+from assetwatch.errors import SerializationError
+from assetwatch.schemas.codecs import codec
+from assetwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class OperatorAlerts:
+    """Publishes a worker's operator alerts; a failed publish is logged, never raised, since
+    the decision it reports (what is served) has already been taken."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.operator_alerts_topic
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._producer = Producer({**settings.kafka_client_config(), "linger.ms": 5})
+        self._encode = codec("OperatorAlert").encode
+
+    def publish(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
+        record = {
+            "alert_id": f"{self.worker}-{uuid.uuid4().hex[:12]}", "kind": kind,
+            "worker": self.worker, "model_name": name, "version": version,
+            "serving_version": serving, "reason": reason,
+            "issued_timestamp": int(time.time() * 1000),
+        }
+        try:
+            self._producer.produce(self._topic, self._encode(record), name.encode())
+            self._producer.poll(0)
+        except (BufferError, KafkaException, SerializationError) as exc:
+            log.error("could not publish the %s alert: %s", kind, exc)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for delivery; the number of alerts still undelivered."""
+        return int(self._producer.flush(timeout_s))
