@@ -24,7 +24,9 @@ from assetwatch.agents.local.broker import start_broker
 from assetwatch.agents.local.worker_process import WorkerProcess as LocalWorker
 from assetwatch.agents.local.worker_process import settings_env as settings_env  # re-exported
 from assetwatch.features.profiles import load_profile
-from assetwatch.models.registry import RegistryConfig, register
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.models.registry import RegistryConfig, register, served_version
+from assetwatch.models.serving import load_version
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.settings import Settings
 
@@ -166,3 +168,11 @@ def poll_until(check: Callable[[], Any], what: str, alive: Callable[[], None],
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.2)  # polling interval, not synchronisation
+
+
+def champion(settings: Settings, profile: str) -> ScoringModel:
+    """The version ``@champion`` points at, loaded the way a worker loads it."""
+    config = RegistryConfig.from_settings(settings)
+    version = served_version(config, profile)
+    assert version is not None, f"no @champion for {profile}"
+    return load_version(config, profile, version)

@@ -31,10 +31,9 @@ from assetwatch.agents.local.seaweed import start_seaweedfs
 from assetwatch.errors import BrokerError
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import load_profile
-from assetwatch.models.registry import RegistryConfig, load_from_registry
 from assetwatch.schemas.codecs import decode_any
 from assetwatch.settings import Settings
-from tests.integration.conftest import WorkerProcess, collect
+from tests.integration.conftest import WorkerProcess, champion, collect
 from tests.integration.test_failures import _all_predicted, _figures, _readings, _topics
 
 pytestmark = pytest.mark.integration
@@ -142,7 +141,7 @@ def _assert_scores_match_an_uninterrupted_run_over_the_stored_stream(
     stored = _stored_readings(settings)
     frame = pd.DataFrame([{"asset_id": r["asset_id"], "timestamp": r["timestamp"],
                            **r["sensors"]} for r in stored])
-    model = load_from_registry(RegistryConfig.from_settings(settings), "cnc")
+    model = champion(settings, "cnc")
     assert model is not None
     scores = model.bundle.score(compute_features(frame, load_profile("cnc")).to_numpy())
     expected: dict[str, list[float]] = defaultdict(list)

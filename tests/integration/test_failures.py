@@ -25,10 +25,9 @@ from assetwatch.agents.kafka.consumer import Record
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import load_profile
-from assetwatch.models.registry import RegistryConfig, load_from_registry
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
-from tests.integration.conftest import WorkerProcess, collect, poll_until
+from tests.integration.conftest import WorkerProcess, champion, collect, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def _assert_scores_match_an_uninterrupted_run(
     """Every prediction, duplicates included, equals the offline run over all readings."""
     frame = pd.DataFrame([{"asset_id": r["asset_id"], "timestamp": r["timestamp"],
                            **r["sensors"]} for r in readings])
-    model = load_from_registry(RegistryConfig.from_settings(settings), "cnc")
+    model = champion(settings, "cnc")
     assert model is not None
     expected = model.bundle.score(compute_features(frame, load_profile("cnc")).to_numpy())
     by_event = {r["event_id"]: i for i, r in enumerate(readings)}

@@ -17,9 +17,8 @@ from assetwatch.agents.kafka.consumer import Record
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.features.offline import compute_baseline, compute_features
 from assetwatch.features.profiles import load_profile
-from assetwatch.models.registry import RegistryConfig, load_from_registry
 from assetwatch.settings import Settings
-from tests.integration.conftest import WorkerProcess, collect
+from tests.integration.conftest import WorkerProcess, champion, collect
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +107,7 @@ def test_restarted_worker_recovers_feature_state_exactly(
     frame = pd.DataFrame([{"asset_id": r["asset_id"], "timestamp": r["timestamp"],
                            **r["sensors"]} for r in readings])
     expected_features = compute_features(frame, profile).to_numpy()
-    model = load_from_registry(RegistryConfig.from_settings(settings), "cnc")
+    model = champion(settings, "cnc")
     assert model is not None
     expected = model.bundle.score(expected_features)
     after = range(half, len(readings))
