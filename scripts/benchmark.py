@@ -1,13 +1,19 @@
-"""End-to-end throughput of one worker: produce N readings, time until N outputs arrive.
+"""One worker beside a hand-written peer, on the same broker and input, in one invocation.
 
-    python scripts/benchmark.py --events 100000 --assets 50
+    python scripts/benchmark.py --events 100000 --assets 50            # throughput
+    python scripts/benchmark.py --rate 200 --duration 60               # latency at a rate
 
 Starts the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), registers a baseline with
-100-tree forests in a throw-away MLflow store, starts one ``assetwatch worker`` process,
-warms it up, then times from the first reading produced to the N-th prediction consumed.
-Prints one JSON line with the figures, including the CPU time per event of the worker's
-main process and of its helper process (from /proc), which noise on a shared machine
-disturbs less than events/s.
+100-tree forests in a throw-away MLflow store, then runs each pipeline in turn on its own
+topics with the same readings: one ``assetwatch worker`` process, then
+``scripts/handwritten_peer.py`` (a plain confluent-kafka micro-batch loop doing the same
+features, models and Prediction records, without changelog, dead letters, drift or alerts).
+Each is warmed up, then timed from the first reading produced to the N-th output consumed.
+Prints one JSON line per pipeline and one with the ratio: events/s, CPU time per event of
+each process (from /proc; steadier than events/s on a noisy machine) and RSS.
+
+With ``--rate`` the worker is fed readings stamped "now" at that rate instead, and the
+event-time-to-prediction latency percentiles are printed.
 """
 
 from __future__ import annotations
@@ -16,29 +22,37 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 from confluent_kafka import Consumer
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
-from assetwatch.agents.local.broker import start_broker
-from assetwatch.agents.local.worker_process import WorkerProcess
+from assetwatch.agents.local.broker import free_port, start_broker
+from assetwatch.agents.local.worker_process import WorkerProcess, settings_env
 from assetwatch.features.profiles import load_profile
 from assetwatch.models.registry import RegistryConfig, register
 from assetwatch.models.training import synthetic_readings, train_models
+from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 
+PEER = Path(__file__).with_name("handwritten_peer.py")
 
-def _output_counter(settings: Settings) -> Consumer:
-    """Counts output messages without decoding them, to leave the CPU to the worker."""
+
+def _counter(settings: Settings) -> Consumer:
+    """Counts output messages without decoding them, to leave the CPU to the pipeline."""
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{os.getpid()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 10})
     consumer.subscribe([settings.predictions_topic, settings.dead_letter_topic])
     return consumer
 
@@ -54,20 +68,107 @@ def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> float:
     return time.monotonic()
 
 
+def _proc(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return ""
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; 0.0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = [*_proc(pid, "stat").rsplit(")", 1), ""][1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+def _rss_mb(pid: int) -> float:
+    line = next((x for x in _proc(pid, "status").splitlines() if x.startswith("VmRSS:")), "")
+    return round(int(line.split()[1]) / 1024, 1) if line else 0.0
+
+
+def _family(pid: int) -> list[int]:
+    """The process and its children (the worker's scoring helper)."""
+    return [pid, *(int(c) for c in _proc(pid, f"task/{pid}/children").split())]
+
+
+@contextlib.contextmanager
+def _pipeline(kind: str, settings: Settings, log: Path) -> Iterator[int]:
+    """A running worker or peer on ``settings``' topics; yields its pid."""
+    if kind == "worker":
+        settings = settings.model_copy(update={"metrics_port": free_port()})
+        worker = WorkerProcess(settings, log, cwd=Path.cwd())
+        try:
+            worker.wait_ready(180)
+            yield worker.pid
+        finally:
+            worker.stop(30)
+        return
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")},
+           **settings_env(settings)}
+    with log.open("ab") as out:
+        peer = subprocess.Popen([sys.executable, str(PEER)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            yield peer.pid
+        finally:
+            peer.terminate()
+            peer.wait(30)
+
+
+def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
+                log: Path) -> dict[str, Any]:
+    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}"})
+    ensure_topics(settings)
+    with _pipeline(kind, settings, log) as pid:
+        counter = _counter(settings)
+        publish(ReadingPublisher(settings), readings[:warmup])
+        _wait_for(counter, warmup, 180)
+        family = _family(pid)
+        before = [_cpu_seconds(p) for p in family]
+        started = time.monotonic()
+        publish(ReadingPublisher(settings), readings[warmup:])
+        finished = _wait_for(counter, len(readings) - warmup, 900)
+        cpu = [_cpu_seconds(p) - b for p, b in zip(family, before, strict=True)]
+        rss = [_rss_mb(p) for p in family]
+        counter.close()
+    n = len(readings) - warmup
+    return {"pipeline": kind, "events": n, "seconds": round(finished - started, 3),
+            "events_per_s": round(n / (finished - started)),
+            "cpu_us_per_event": [round(c / n * 1e6, 1) for c in cpu],
+            "cpu_us_per_event_total": round(sum(cpu) / n * 1e6, 1), "rss_mb": rss}
+
+
+def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: Path
+             ) -> dict[str, Any]:
+    """Readings stamped now, paced at ``rate``; percentiles of arrival minus event time."""
+    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency"})
+    ensure_topics(settings)
+    profile = load_profile("cnc")
+    plan = SimulationPlan(assets=assets, count=int(rate * duration_s), rate=rate, seed=3)
+    decode = codec("Prediction").decode
+    latencies: list[float] = []
+    with _pipeline("worker", settings, log):
+        consumer = _counter(settings)
+        sender = threading.Thread(target=_send_now, args=(settings, profile, plan, rate))
+        sender.start()
+        deadline = time.monotonic() + duration_s + 120
+        while len(latencies) < plan.count and time.monotonic() < deadline:  # type: ignore[operator]
+            for m in consumer.consume(1000, 0.2):
+                if m.error() is None and m.topic() == settings.predictions_topic:
+                    stamp = decode(m.value() or b"")["event_timestamp"]
+                    latencies.append(time.time() * 1000 - stamp)
+        sender.join()
+        consumer.close()
+    p = np.percentile(latencies, [50, 95, 99]) if latencies else [float("nan")] * 3
+    return {"pipeline": "worker", "rate": rate, "predictions": len(latencies),
+            "latency_ms": {"p50": round(p[0]), "p95": round(p[1]), "p99": round(p[2]),
+                           "max": round(max(latencies, default=float("nan")))}}
+
+
+def _send_now(settings: Settings, profile: Any, plan: SimulationPlan, rate: float) -> None:
+    readings = simulated_readings(profile, plan, threading.Event(), time.time)
+    stamped = ({**r, "timestamp": int(time.time() * 1000)} for r in readings)
+    publish(ReadingPublisher(settings), stamped, rate=rate)
 
 
 def main() -> None:
@@ -75,58 +176,45 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--assets", type=int, default=50)
     parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--worker-log", type=Path, default=Path("benchmark-worker.log"))
+    parser.add_argument("--no-peer", action="store_true", help="time the worker only")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="latency mode: readings per second, stamped now")
+    parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
+    parser.add_argument("--log-dir", type=Path, default=Path("."))
     args = parser.parse_args()
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        if external:
-            servers, compat = external, "none"
-        else:
-            servers, compat = stack.enter_context(start_broker()).bootstrap_servers, "tansu"
-        settings = Settings(  # type: ignore[call-arg]
+        compat: Literal["none", "tansu"] = "none" if external else "tansu"
+        servers = external or stack.enter_context(start_broker()).bootstrap_servers
+        base = Settings(  # type: ignore[call-arg]
             _env_file=None, kafka_bootstrap_servers=servers, broker_compat=compat,
             data_dir=Path(tmp), profiles=("cnc",), topic_prefix=f"bench{os.getpid()}",
             log_level="WARNING", metrics_port=0,
         )
-        ensure_topics(settings)
         profile = load_profile("cnc")
         print(f"training a {args.trees}-tree baseline...", file=sys.stderr)
         training = train_models(profile, synthetic_readings(profile, 12, 1.0, seed=1),
                                 trees=args.trees)
-        register(RegistryConfig.from_settings(settings), training)
-
-        args.worker_log.unlink(missing_ok=True)  # one run per log
-        worker = WorkerProcess(settings, args.worker_log.resolve(), cwd=Path.cwd())
-        try:
-            readings = list(simulated_readings(
-                profile, SimulationPlan(assets=args.assets, count=args.events + args.assets * 20,
-                                        rate=1e9), threading.Event(), time.time))
-            warmup, timed = readings[: args.assets * 20], readings[args.assets * 20 :]
-            counter = _output_counter(settings)
-            publish(ReadingPublisher(settings), warmup)
-            _wait_for(counter, len(warmup), 180)
-            print(f"worker warm; timing {len(timed)} readings...", file=sys.stderr)
-            helpers = _children(worker.pid)
-            cpu_before = [_cpu_seconds(pid) for pid in (worker.pid, *helpers)]
-            started = time.monotonic()
-            publish(ReadingPublisher(settings), timed)
-            produced = time.monotonic()
-            finished = _wait_for(counter, len(timed), 600)
-            cpu = [_cpu_seconds(pid) - before
-                   for pid, before in zip((worker.pid, *helpers), cpu_before, strict=True)]
-            counter.close()
-        finally:
-            worker.stop(30)
-    seconds = finished - started
-    print(json.dumps({
-        "events": len(timed), "assets": args.assets, "trees": args.trees,
-        "produce_seconds": round(produced - started, 3), "seconds": round(seconds, 3),
-        "events_per_s": round(len(timed) / seconds),
-        # CPU per event is steadier than events/s on a noisy machine: compare these too.
-        "worker_cpu_us_per_event": round(cpu[0] / len(timed) * 1e6, 1),
-        "helpers_cpu_us_per_event": round(sum(cpu[1:]) / len(timed) * 1e6, 1),
-    }))
+        register(RegistryConfig.from_settings(base), training)
+        log = args.log_dir / "benchmark-worker.log"
+        log.unlink(missing_ok=True)  # one run per log
+        if args.rate:
+            print(json.dumps(_latency(base, args.rate, args.duration, args.assets, log)))
+            return
+        warmup = args.assets * 20
+        readings = list(simulated_readings(
+            profile, SimulationPlan(assets=args.assets, count=args.events + warmup, rate=1e9),
+            threading.Event(), time.time))
+        kinds = ("worker",) if args.no_peer else ("worker", "peer")
+        results = {}
+        for kind in kinds:
+            print(f"timing the {kind} on {args.events} readings...", file=sys.stderr)
+            results[kind] = _throughput(kind, base, readings, warmup, log)
+            print(json.dumps({**results[kind], "assets": args.assets, "trees": args.trees}))
+        if "peer" in results:
+            ratio = results["worker"]["events_per_s"] / results["peer"]["events_per_s"]
+            print(json.dumps({"worker_over_peer": round(ratio, 2)}))
 
 
 if __name__ == "__main__":
