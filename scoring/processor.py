@@ -36,6 +36,7 @@ from assetwatch.scoring.buckets import (
 from assetwatch.scoring.dead_letters import DeadLetterWriter
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
 from assetwatch.scoring.guard import non_finite_rows
+from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
@@ -188,8 +189,12 @@ class BatchProcessor:
         models: Callable[[str], ScoringModel],
         clock: Callable[[], float] = time.time,
         shadows: Shadows | None = None,
+        partitions: int | None = None,
     ) -> None:
         self._settings = settings
+        self._partitions = partitions
+        """The telemetry topic's partition count: readings on another partition than their
+        key's murmur2 one are dead-lettered (None: unchecked, for inputs of unknown origin)."""
         self._profiles = dict(profiles)
         self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
         self._models = models
@@ -428,6 +433,7 @@ class BatchProcessor:
             raise InvalidReadingError(
                 "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
             )
+        self._check_partition(inbound, asset)
         state = self._state(prepared, asset, profile, load_state)
         ts = reading["timestamp"]
         if _holds(state, inbound):
@@ -441,6 +447,16 @@ class BatchProcessor:
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
         return features
+
+    def _check_partition(self, inbound: Inbound, asset: bytes) -> None:
+        """Refuse a message off its asset's partition: its state would split in two."""
+        if self._partitions is None:
+            return
+        expected = partition_for(asset, self._partitions)
+        if inbound.partition != expected:
+            raise InvalidReadingError(
+                "wrong_partition", f"key {asset!r} belongs on partition {expected} of "
+                f"{self._partitions} (murmur2), it arrived on {inbound.partition}: {PRODUCER_FIX}")
 
     def _state(self, prepared: Prepared, asset: bytes, profile: Profile,
                load_state: Callable[[bytes], bytes | None]) -> AssetState:
@@ -464,6 +480,7 @@ class BatchProcessor:
             if inbound.key != asset:
                 raise InvalidReadingError("key_mismatch", f"message key {inbound.key!r} is not "
                                           f"the asset id {asset!r}")
+            self._check_partition(inbound, asset)
         except SerializationError as exc:
             self._reject(prepared, inbound, "undecodable", str(exc), None)
             return
