@@ -26,6 +26,7 @@ from assetwatch.features.validation import check_reading
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.wire import Header, model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.buckets import (
     FAILURE_PROBABILITY_BUCKETS,
@@ -33,7 +34,7 @@ from assetwatch.scoring.buckets import (
     Buckets,
     bucketize,
 )
-from assetwatch.scoring.dead_letters import DeadLetterWriter
+from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
 from assetwatch.scoring.guard import non_finite_rows
 from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
@@ -67,6 +68,8 @@ class Outbound(NamedTuple):
     value: bytes
     source: Inbound | None = None
     """The input a prediction is for: its dead letter if the broker refuses the prediction."""
+    headers: list[Header] | None = None
+    """Record headers beyond the topic's content type (model, dead-letter reason)."""
 
 
 @dataclass(slots=True)
@@ -306,7 +309,9 @@ class BatchProcessor:
             shadow = shadow_records(challenger, features, records, scores, _scored)
             if shadow is not None:
                 out.shadow_predictions.extend(
-                    Outbound(r["asset_id"].encode(), self._encode(r)) for r in shadow[0])
+                    Outbound(r["asset_id"].encode(), self._encode(r), None,
+                             model_headers(r["model_name"], r["model_version"]))
+                    for r in shadow[0])
                 out.shadow[profile] = shadow[1]
 
     def _record(self, out: _Outputs, item: _Scorable, profile: str, model: ScoringModel,
@@ -326,7 +331,8 @@ class BatchProcessor:
         key = record["asset_id"].encode()
         out.seen[record["asset_id"]] = (item.inbound.partition, profile,
                                         record["event_timestamp"])
-        out.predictions.append(Outbound(key, self._encode(record), item.inbound))
+        out.predictions.append(Outbound(key, self._encode(record), item.inbound,
+                                        model_headers(model.name, model.version)))
         if not calibrating:
             alert = self._asset_alerts.observe(record, model, record["top_features"])
             if alert is not None:
@@ -522,7 +528,8 @@ class BatchProcessor:
             _utf8(reading.get("event_id")) if reading else None,
             _utf8(reading.get("asset_id")) if reading else None,
         )
-        prepared.dead_letters.append(Outbound(key, value))
+        prepared.dead_letters.append(Outbound(key, value, None,
+                                              error_headers(inbound, reason, detail)))
         prepared.dead_letter_reasons.append(reason)
 
 
