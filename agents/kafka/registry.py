@@ -2,9 +2,10 @@
 
 Only this module talks to a registry (confluent-kafka's ``SchemaRegistryClient``, imported
 when a registry is configured, so its extra dependencies matter only then). Subjects follow
-TopicNameStrategy (``<topic>-value``), one record type per output topic. The telemetry topic
-is not among them: it carries two record types (readings and BaselineReset orders) and is
-written by devices, so it stays single-object Avro or JSON.
+TopicNameStrategy (``<topic>-value``), one record type per output topic. The topics
+assetwatch reads back stay single-object Avro: telemetry (two record types, readings and
+BaselineReset orders, written by devices), model updates and labels (read by the workers
+and the feedback service, which need no registry for them).
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ def output_records(settings: Settings) -> dict[str, str]:
         settings.drift_topic: "DriftAlert",
         settings.asset_alerts_topic: "AssetAlert",
         settings.operator_alerts_topic: "OperatorAlert",
-        settings.model_updates_topic: "ModelUpdate",
-        settings.labels_topic: "MaintenanceLabel",
     }
 
 
