@@ -124,6 +124,8 @@ def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
         for record in reader.iterate(args.timeout):
             line = {"kind": record.kind, "partition": record.partition,
                     "offset": record.offset, **to_json_safe(record.fields)}
+            line.update(to_json_safe({"key": record.key, "timestamp": record.timestamp_ms,
+                                      "headers": dict(record.headers)}))
             print(json.dumps(line), flush=True)
             shown += 1
             if args.max and shown >= args.max:

@@ -161,6 +161,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the worker and the CLI."""
 
+    # --- output wire format ---------------------------------------------------------------
+    output_format: Literal["avro", "json"] = "avro"
+    """Outputs as Avro (single-object, or Confluent-framed with a registry) or as JSON lines."""
+    schema_registry_url: str | None = None
+    """Confluent Schema Registry URL: Avro outputs get its framing, subjects <topic>-value."""
+    schema_registry_username: str | None = None
+    """Schema Registry basic-auth user."""
+    schema_registry_password: SecretStr | None = None
+    """Schema Registry basic-auth password."""
+    schema_registry_ca_file: Path | None = None
+    """CA bundle that signs the Schema Registry's TLS certificate (default: system CAs)."""
+    schema_registry_register: bool = True
+    """Register the output schemas at start (and set BACKWARD); false: only look them up."""
+
     @model_validator(mode="after")
     def _alert_window_is_consistent(self) -> Settings:
         if self.alert_k > self.alert_n:

@@ -3,6 +3,8 @@
 Wire format: Avro single-object encoding (``C3 01`` + the schema's 8-byte CRC-64-AVRO
 fingerprint + the binary body), so a reader can tell a record's schema from its bytes.
 Telemetry may also arrive as a JSON object of the same fields, for producers without Avro.
+Outputs may also be Confluent-framed or JSON (:mod:`assetwatch.schemas.wire`);
+:func:`decode_any` reads all three by their first byte.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import copy
 import io
 import json
 import math
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -23,6 +26,9 @@ from assetwatch.errors import SerializationError
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
+CONFLUENT_MAGIC = 0
+"""First byte of the Confluent wire format: then a 4-byte big-endian schema id, the body."""
+CONFLUENT_HEADER_LEN = 5
 SCHEMA_FILES = {
     "TelemetryReading": "telemetry_reading.avsc",
     "Prediction": "prediction.avsc",
@@ -63,6 +69,11 @@ class AvroCodec:
         for old in previous:
             self._writers[_header(parse_schema(copy.deepcopy(old)))] = parse_schema(
                 _strip_logical_types(old))
+
+    @property
+    def versions(self) -> frozenset[bytes]:
+        """Single-object headers of this schema and of the earlier versions it reads."""
+        return frozenset(self._writers)
 
     def reads(self, data: bytes) -> bool:
         """True when ``data`` carries the header of this schema or of an earlier version."""
@@ -191,10 +202,57 @@ def to_json_safe(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def decode_any(data: bytes) -> tuple[str, dict[str, Any]]:
-    """Record name and fields of any assetwatch record, told apart by its fingerprint."""
+SchemaIdResolver = Callable[[int], bytes | None]
+"""The single-object header of a Confluent schema id's schema (None: not an assetwatch one)."""
+
+
+def decode_any(data: bytes, resolve: SchemaIdResolver | None = None
+               ) -> tuple[str, dict[str, Any]]:
+    """Record name and fields of any assetwatch record: single-object Avro (by fingerprint),
+    Confluent-framed Avro (by schema id, through ``resolve``) or JSON (by field names)."""
+    if data[:1] == bytes([CONFLUENT_MAGIC]) and len(data) >= CONFLUENT_HEADER_LEN:
+        schema_id = int.from_bytes(data[1:CONFLUENT_HEADER_LEN], "big")
+        header = resolve(schema_id) if resolve is not None else None
+        if header is None:
+            raise SerializationError(f"Confluent framing with schema id {schema_id}, no known "
+                                     "assetwatch schema (is the schema registry configured?)")
+        data = header + data[CONFLUENT_HEADER_LEN:]
+    elif data.lstrip()[:1] == b"{":
+        return from_json(data)
     for name in SCHEMA_FILES:
         candidate = codec(name)
         if candidate.reads(data):
             return name, candidate.decode(data)
     raise SerializationError(f"no assetwatch schema has header {data[:HEADER_LEN]!r}")
+
+
+@cache
+def _fields() -> dict[frozenset[str], tuple[str, frozenset[str]]]:
+    """Record name and bytes fields by field-name set (every contract's set is distinct)."""
+    out = {}
+    for name in SCHEMA_FILES:
+        schema: Any = codec(name).schema
+        fields: list[dict[str, Any]] = schema["fields"]
+        byte_fields = frozenset(f["name"] for f in fields
+                                if "bytes" in (f["type"] if isinstance(f["type"], list)
+                                               else [f["type"]]))
+        out[frozenset(f["name"] for f in fields)] = (name, byte_fields)
+    return out
+
+
+def from_json(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Record name and fields of a JSON output (bytes fields back to bytes)."""
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SerializationError(f"not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise SerializationError("JSON value is not an object")
+    match = _fields().get(frozenset(record))
+    if match is None:
+        raise SerializationError(f"no assetwatch schema has the fields {sorted(record)}")
+    name, byte_fields = match
+    for field in byte_fields:
+        if isinstance(record[field], str):
+            record[field] = record[field].encode("latin-1")
+    return name, record

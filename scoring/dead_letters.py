@@ -21,6 +21,21 @@ TEXT_CHARS = 1024
 """Longest error, asset_id or event_id a dead letter carries."""
 KEY_BYTES = 1024
 """Longest key a dead letter is published with (and carries as ``original_key``)."""
+ERROR_HEADERS = ("__streams.errors.exception", "__streams.errors.message",
+                 "__streams.errors.topic", "__streams.errors.partition", "__streams.errors.offset")
+"""Kafka Streams' dead-letter headers (KIP-1034): a tool that reads its DLQs reads ours."""
+HEADER_TEXT_CHARS = 256
+"""Longest error a header carries (the record has it whole): headers fit the headroom."""
+
+
+def error_headers(source: tuple[bytes | None, bytes | None, str, int, int], reason: str,
+                  detail: str) -> list[tuple[str, str | bytes | None]]:
+    """The reason (as the exception), the error and the input's place, as record headers."""
+    _, _, topic, partition, offset = source
+    values = (reason, _cut(detail, HEADER_TEXT_CHARS) or "", topic[:TEXT_CHARS], str(partition),
+              str(offset))
+    return [(name, value.encode("utf-8", "backslashreplace"))
+            for name, value in zip(ERROR_HEADERS, values, strict=True)]
 
 
 def _cut(text: str | None, chars: int = TEXT_CHARS) -> str | None:

@@ -26,6 +26,7 @@ from assetwatch.features.validation import check_reading
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.wire import Header, model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.buckets import (
     FAILURE_PROBABILITY_BUCKETS,
@@ -33,9 +34,10 @@ from assetwatch.scoring.buckets import (
     Buckets,
     bucketize,
 )
-from assetwatch.scoring.dead_letters import DeadLetterWriter
+from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
 from assetwatch.scoring.drift import DriftAlerts, DriftStatus
 from assetwatch.scoring.guard import non_finite_rows
+from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
@@ -66,6 +68,8 @@ class Outbound(NamedTuple):
     value: bytes
     source: Inbound | None = None
     """The input a prediction is for: its dead letter if the broker refuses the prediction."""
+    headers: list[Header] | None = None
+    """Record headers beyond the topic's content type (model, dead-letter reason)."""
 
 
 @dataclass(slots=True)
@@ -188,8 +192,12 @@ class BatchProcessor:
         models: Callable[[str], ScoringModel],
         clock: Callable[[], float] = time.time,
         shadows: Shadows | None = None,
+        partitions: int | None = None,
     ) -> None:
         self._settings = settings
+        self._partitions = partitions
+        """The telemetry topic's partition count: readings on another partition than their
+        key's murmur2 one are dead-lettered (None: unchecked, for inputs of unknown origin)."""
         self._profiles = dict(profiles)
         self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
         self._models = models
@@ -301,7 +309,9 @@ class BatchProcessor:
             shadow = shadow_records(challenger, features, records, scores, _scored)
             if shadow is not None:
                 out.shadow_predictions.extend(
-                    Outbound(r["asset_id"].encode(), self._encode(r)) for r in shadow[0])
+                    Outbound(r["asset_id"].encode(), self._encode(r), None,
+                             model_headers(r["model_name"], r["model_version"]))
+                    for r in shadow[0])
                 out.shadow[profile] = shadow[1]
 
     def _record(self, out: _Outputs, item: _Scorable, profile: str, model: ScoringModel,
@@ -321,7 +331,8 @@ class BatchProcessor:
         key = record["asset_id"].encode()
         out.seen[record["asset_id"]] = (item.inbound.partition, profile,
                                         record["event_timestamp"])
-        out.predictions.append(Outbound(key, self._encode(record), item.inbound))
+        out.predictions.append(Outbound(key, self._encode(record), item.inbound,
+                                        model_headers(model.name, model.version)))
         if not calibrating:
             alert = self._asset_alerts.observe(record, model, record["top_features"])
             if alert is not None:
@@ -428,6 +439,7 @@ class BatchProcessor:
             raise InvalidReadingError(
                 "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
             )
+        self._check_partition(inbound, asset)
         state = self._state(prepared, asset, profile, load_state)
         ts = reading["timestamp"]
         if _holds(state, inbound):
@@ -441,6 +453,16 @@ class BatchProcessor:
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
         return features
+
+    def _check_partition(self, inbound: Inbound, asset: bytes) -> None:
+        """Refuse a message off its asset's partition: its state would split in two."""
+        if self._partitions is None:
+            return
+        expected = partition_for(asset, self._partitions)
+        if inbound.partition != expected:
+            raise InvalidReadingError(
+                "wrong_partition", f"key {asset!r} belongs on partition {expected} of "
+                f"{self._partitions} (murmur2), it arrived on {inbound.partition}: {PRODUCER_FIX}")
 
     def _state(self, prepared: Prepared, asset: bytes, profile: Profile,
                load_state: Callable[[bytes], bytes | None]) -> AssetState:
@@ -464,6 +486,7 @@ class BatchProcessor:
             if inbound.key != asset:
                 raise InvalidReadingError("key_mismatch", f"message key {inbound.key!r} is not "
                                           f"the asset id {asset!r}")
+            self._check_partition(inbound, asset)
         except SerializationError as exc:
             self._reject(prepared, inbound, "undecodable", str(exc), None)
             return
@@ -505,7 +528,8 @@ class BatchProcessor:
             _utf8(reading.get("event_id")) if reading else None,
             _utf8(reading.get("asset_id")) if reading else None,
         )
-        prepared.dead_letters.append(Outbound(key, value))
+        prepared.dead_letters.append(Outbound(key, value, None,
+                                              error_headers(inbound, reason, detail)))
         prepared.dead_letter_reasons.append(reason)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
+from assetwatch.agents.kafka.registry import id_resolver
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.schemas.codecs import decode_any
 from assetwatch.settings import Settings
@@ -23,10 +24,14 @@ class Record:
     kind: str
     """Record name (Prediction, DeadLetter, ...) or 'undecodable'."""
     fields: dict[str, Any]
+    timestamp_ms: int | None = None
+    """The record's broker or producer timestamp."""
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class RecordReader:
-    """Reads topics from the beginning with a throw-away group; decodes every record."""
+    """Reads topics from the beginning with a throw-away group; decodes every record
+    (single-object, Confluent-framed through the configured registry, or JSON)."""
 
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None) -> None:
         self._consumer = Consumer({
@@ -38,6 +43,7 @@ class RecordReader:
             "heartbeat.interval.ms": 1000,
         })
         self._consumer.subscribe(topics)
+        self._resolve = id_resolver(settings)
 
     def poll(self, timeout_s: float) -> list[Record]:
         """What arrives within ``timeout_s`` (up to a few thousand records)."""
@@ -50,12 +56,17 @@ class RecordReader:
                 raise BrokerError(f"consume failed: {error}")
             value = msg.value() or b""
             try:
-                kind, fields = decode_any(value)
+                kind, fields = decode_any(value, self._resolve)
             except SerializationError as exc:
                 kind, fields = "undecodable", {"error": str(exc), "value": value.hex()}
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None and partition is not None and offset is not None
-            records.append(Record(topic, partition, offset, msg.key(), kind, fields))
+            stamp_type, stamp = msg.timestamp()
+            raw = msg.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs)
+            records.append(Record(topic, partition, offset, msg.key(), kind, fields,
+                                  stamp if stamp_type else None, headers))
         return records
 
     def iterate(self, idle_timeout_s: float) -> Iterator[Record]:

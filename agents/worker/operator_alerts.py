@@ -10,6 +10,7 @@ import uuid
 
 from confluent_kafka import KafkaException, Producer
 
+from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import SerializationError
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
@@ -26,6 +27,7 @@ class OperatorAlerts:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._producer = Producer({**settings.kafka_client_config(), "linger.ms": 5})
         self._encode = codec("OperatorAlert").encode
+        self._wire = output_wires(settings)[self._topic]
 
     def publish(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
         record = {
@@ -35,7 +37,8 @@ class OperatorAlerts:
             "issued_timestamp": int(time.time() * 1000),
         }
         try:
-            self._producer.produce(self._topic, self._encode(record), name.encode())
+            self._producer.produce(self._topic, self._wire.frame(self._encode(record)),
+                                   name.encode(), headers=self._wire.headers)
             self._producer.poll(0)
         except (BufferError, KafkaException, SerializationError) as exc:
             log.error("could not publish the %s alert: %s", kind, exc)

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import BrokerError
-from assetwatch.scoring.dead_letters import DeadLetterWriter
+from assetwatch.schemas.wire import Header, TopicWire
+from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
 from assetwatch.scoring.processor import Outbound, Outcome
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
@@ -48,8 +50,8 @@ RECORD_ERRORS = frozenset({
 class ProducerLike(Protocol):
     """The part of confluent-kafka's Producer a publisher uses (tests pass a fake)."""
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery
-                ) -> None: ...
+    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery,
+                headers: list[Header]) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
 
@@ -67,7 +69,10 @@ Refused = tuple[str, Outbound, str]
 class OutputPublisher:
     """Sends a batch's predictions and dead letters and returns once all are acknowledged."""
 
-    def __init__(self, settings: Settings, producer: ProducerLike | None = None) -> None:
+    def __init__(self, settings: Settings, producer: ProducerLike | None = None,
+                 wires: Mapping[str, TopicWire] | None = None) -> None:
+        self._wires = dict(output_wires(settings) if wires is None else wires)
+        """Each topic's format and content type (Confluent schema ids resolved at start)."""
         self._predictions_topic = settings.predictions_topic
         self._dead_letter_topic = settings.dead_letter_topic
         self._drift_topic = settings.drift_topic
@@ -97,14 +102,20 @@ class OutputPublisher:
             self._failures.append(str(error))
 
     def _send(self, topic: str, records: Sequence[Outbound]) -> None:
+        wire = self._wires[topic]
         for record in records:
-            self._produce(topic, record)
+            self._produce(topic, record, wire)
 
-    def _produce(self, topic: str, record: Outbound) -> None:
+    def _produce(self, topic: str, record: Outbound, wire: TopicWire | None = None) -> None:
+        """Send ``record`` (its value as encoded: single-object) in ``topic``'s format."""
+        wire = wire or self._wires[topic]
         on_delivery = partial(self._on_delivery, topic, record)
+        value = wire.frame(record.value)
+        headers = wire.headers if record.headers is None else wire.headers + record.headers
         while True:
             try:
-                self._producer.produce(topic, record.value, record.key, on_delivery=on_delivery)
+                self._producer.produce(topic, value, record.key, on_delivery=on_delivery,
+                                       headers=headers)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let it drain
@@ -139,14 +150,15 @@ class OutputPublisher:
         if topic == self._predictions_topic and record.source is not None:
             outcome.predictions.remove(record)
             asset = record.key.decode("utf-8", "replace") if record.key is not None else None
-            key, value = self._letters.build(
-                record.source, "publish_failed", f"the prediction was refused: {why}",
-                asset_id=asset)
+            detail = f"the prediction was refused: {why}"
+            key, value = self._letters.build(record.source, "publish_failed", detail,
+                                             asset_id=asset)
             outcome.dead_letter_reasons.append("publish_failed")
-            self._produce(self._dead_letter_topic, Outbound(key, value))
+            self._produce(self._dead_letter_topic, Outbound(
+                key, value, None, error_headers(record.source, "publish_failed", detail)))
         elif topic == self._dead_letter_topic:
             stripped = self._letters.stripped(record.value, why)
-            self._produce(topic, Outbound(record.key, stripped, record.source))
+            self._produce(topic, Outbound(record.key, stripped, record.source, record.headers))
         else:
             log.warning("the broker refused a record for %s, not sent: %s", topic, loggable(why))
 

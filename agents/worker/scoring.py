@@ -53,7 +53,7 @@ class Served:
 
     def processor(self, settings: Settings, profiles: Mapping[str, Profile]) -> BatchProcessor:
         return BatchProcessor(settings, profiles, self.champions.__getitem__,
-                              shadows=self.shadows)
+                              shadows=self.shadows, partitions=settings.partitions)
 
 
 _helper: tuple[BatchProcessor, OutputPublisher, Served] | None = None

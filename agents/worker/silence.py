@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.alerts import asset_alert_record
@@ -66,9 +67,10 @@ class SilenceWatch:
         if send is None:
             producer = Producer({**self._settings.kafka_client_config(), "linger.ms": 5})
             topic = self._settings.asset_alerts_topic
+            wire = output_wires(self._settings)[topic]
 
             def send(key: bytes, value: bytes) -> None:
-                producer.produce(topic, value, key)
+                producer.produce(topic, wire.frame(value), key, headers=wire.headers)
                 producer.poll(0)
 
         self._send = send

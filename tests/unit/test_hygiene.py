@@ -108,7 +108,7 @@ def test_an_oversized_reading_gets_a_dead_letter_that_fits(
     value = text.replace(b'"pad": ""', b'"pad": "' + b"p" * (size - len(text)) + b'"')
     assert len(value) == size
     outcome = process([(reading["asset_id"].encode(), value)])
-    ((key, letter, _),) = outcome.dead_letters
+    ((key, letter, *_),) = outcome.dead_letters
     assert len(letter) + len(key or b"") <= 1_000_000 - HEADROOM_BYTES
     (record,) = _letters(outcome)
     assert record["reason"] == "oversized"

@@ -25,11 +25,13 @@ class FakeProducer:
 
     def __init__(self, broker_refuses: frozenset[bytes] = frozenset()) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.headers: list[tuple[str, dict[str, str | bytes | None]]] = []
         self._pending: list[tuple[Delivery, bytes]] = []
         self._broker_refuses = broker_refuses
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery
-                ) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery,
+                headers: list[tuple[str, str | bytes | None]]) -> None:
+        self.headers.append((topic, dict(headers)))
         if len(value) > LIMIT:
             raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         self._pending.append((on_delivery, value))
