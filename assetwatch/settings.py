@@ -81,8 +81,6 @@ class Settings(BaseSettings):
     """Consumer group session timeout (small: the group join waits half of it)."""
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     """Consumer group heartbeat interval."""
-    worker_web_port: int = Field(default=6066, ge=0)
-    """Port of the worker's Faust web server (0 picks a free one)."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the worker's /metrics, /health and /live HTTP endpoint (0 picks a free one)."""
     http_host: str = "127.0.0.1"
