@@ -87,8 +87,11 @@ HUNG_UP = (ConnectionError, TimeoutError)
 
 
 class BoundedHTTPServer(HTTPServer):
-    """An HTTP server on ``threads`` pool threads; beyond ``2 * threads`` connections in
-    hand, new ones are closed unanswered rather than queued without bound."""
+    """An HTTP server on ``threads`` pool threads.
+
+    Beyond ``2 * threads`` connections in hand, new ones are closed unanswered rather than
+    queued without bound.
+    """
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  threads: int) -> None:

@@ -1,5 +1,5 @@
 """The ``assetwatch`` command: demo, broker, worker, simulate, replay, evaluate, consume, dlq,
-train, promote, rollback, label, feedback."""
+train, promote, rollback, label, feedback."""  # noqa: D205, D209 (the --help description)
 
 from __future__ import annotations
 
@@ -174,8 +174,10 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
-    """Move the served alias (promote: only after the version loads and passes the serving
-    checks, or roll back), then tell every worker."""
+    """Move the served alias (promote or roll back), then tell every worker.
+
+    Promote only after the version loads and passes the serving checks.
+    """
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.agents.worker.lifecycle import announce
     from assetwatch.features.profiles import load_profile

@@ -131,8 +131,11 @@ def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
 
 
 def _floor(profile: Profile, level: np.ndarray) -> np.ndarray:
-    """The smallest deviation believed: relative to the level, and never below a millionth
-    of the sensor's legal range (a level of exactly zero)."""
+    """The smallest deviation believed.
+
+    Relative to the level, and never below a millionth of the sensor's legal range (a level of
+    exactly zero).
+    """
     span = np.array([profile.sensors[i].max - profile.sensors[i].min
                      for i in profile.baseline_sensors])
     floor: np.ndarray = np.maximum(RELATIVE_FLOOR * np.abs(level), 1e-6 * span)

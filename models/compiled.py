@@ -96,8 +96,11 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
 def path_length_to_decision(
     path_length: np.ndarray, n_trees: int, max_samples: float, offset: float
 ) -> np.ndarray:
-    """scikit-learn's ``decision_function`` from the summed path lengths and the three numbers
-    of the fitted forest it needs (``len(estimators_)``, ``max_samples_``, ``offset_``)."""
+    """scikit-learn's ``decision_function`` from the summed path lengths.
+
+    Besides them it needs three numbers of the fitted forest (``len(estimators_)``,
+    ``max_samples_``, ``offset_``).
+    """
     denominator = n_trees * float(average_path_length(np.array([max_samples]))[0])
     scores = -np.power(2.0, -path_length.astype(float).ravel() / denominator)
     return scores - float(offset)

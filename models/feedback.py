@@ -110,12 +110,12 @@ class Confusion:
 
     @property
     def precision(self) -> float | None:
-        """tp / (tp + fp); None before any flagged prediction was judged."""
+        """``tp / (tp + fp)``; None before any flagged prediction was judged."""
         return _ratio(self.tp, self.tp + self.fp)
 
     @property
     def recall(self) -> float | None:
-        """tp / (tp + fn); None before any prediction was judged by a failure."""
+        """``tp / (tp + fn)``; None before any prediction was judged by a failure."""
         return _ratio(self.tp, self.tp + self.fn)
 
     @property

@@ -96,8 +96,10 @@ class RegistryConfig:
 
 
 class AssetModel(PythonModel):
-    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too (MLflow
-    unpickles this object: for people and MLflow tools, never for serving)."""
+    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too.
+
+    MLflow unpickles this object: for people and MLflow tools, never for serving.
+    """
 
     bundle: ModelBundle
 
@@ -118,8 +120,11 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
-    """A client of the configured registry; credentials from settings reach MLflow through
-    its own variables, the only way its REST client takes them."""
+    """A client of the configured registry.
+
+    Credentials from settings reach MLflow through its own variables, the only way its REST
+    client takes them.
+    """
     if config.username is not None:
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
     if config.password is not None:
@@ -233,8 +238,10 @@ def _move_alias(client: MlflowClient, config: RegistryConfig, name: str, version
 
 def served_version(config: RegistryConfig, profile: str, alias: str | None = None
                    ) -> str | None:
-    """The version ``alias`` (default: the served alias) points at, None if unset: one
-    cheap registry call."""
+    """The version ``alias`` (default: the served alias) points at, None if unset.
+
+    One cheap registry call.
+    """
     return _aliased_version(_client(config), config.model_name(profile), alias or config.alias)
 
 

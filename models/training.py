@@ -46,8 +46,10 @@ class Validation:
 
 @dataclass(frozen=True)
 class Estimators:
-    """The fitted scikit-learn forests the bundle was compiled from: for people (feature
-    importances, a pickle for notebooks), never for serving."""
+    """The fitted scikit-learn forests the bundle was compiled from.
+
+    For people (feature importances, a pickle for notebooks), never for serving.
+    """
 
     detector: IsolationForest
     classifier: RandomForestClassifier

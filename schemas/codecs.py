@@ -125,17 +125,17 @@ def _header(parsed: Any) -> bytes:
 
 
 def _may_hold_surrogates(data: bytes) -> bool:
-    """False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
+    r"""False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
 
     json.loads decodes UTF-8, -16 or -32 with 'surrogatepass', so a surrogate needs a non-ASCII
-    byte (raw, in a BOM or in a code unit >= 0xD800) or a \\u escape, whose backslash is a
+    byte (raw, in a BOM or in a code unit >= 0xD800) or a \u escape, whose backslash is a
     0x5C byte in all three encodings.
     """
     return not data.isascii() or b"\\" in data
 
 
 def _is_utf8(text: str) -> bool:
-    """False for a str holding lone surrogates, which JSON's \\uD800 escapes can produce."""
+    r"""False for a str holding lone surrogates, which JSON's \uD800 escapes can produce."""
     if text.isascii():
         return True
     try:

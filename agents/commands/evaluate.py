@@ -224,8 +224,10 @@ def run_evaluation(base: Settings, options: EvaluateOptions) -> EvaluationRun:
 
 def write_plots(run: EvaluationRun, plot_dir: Path, skip_rows: int,
                 threshold: float) -> list[Path]:
-    """One PNG per file, named after its asset id: the baseline score against ``threshold``
-    (what decides ``is_anomaly``)."""
+    """One PNG per file, named after its asset id.
+
+    The baseline score against ``threshold`` (what decides ``is_anomaly``).
+    """
     from assetwatch.models.evaluation_plots import evaluation_png  # matplotlib only if asked
 
     plot_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
-"""``assetwatch worker`` as a child process: the demo, evaluate, the benchmark and the tests
-start, watch and stop workers through this one class, so they cannot drift apart."""
+"""``assetwatch worker`` as a child process.
+
+The demo, evaluate, the benchmark and the tests start, watch and stop workers through this
+one class, so they cannot drift apart.
+"""
 
 from __future__ import annotations
 

@@ -187,8 +187,10 @@ class ModelWatcher:
         return [profile]
 
     async def refresh(self, profile: str) -> None:
-        """Serve the version the alias names now, if it differs and passes the checks; with
-        shadow scoring on, shadow-score with the ``@challenger`` likewise."""
+        """Serve the version the alias names now, if it differs and passes the checks.
+
+        With shadow scoring on, shadow-score with the ``@challenger`` likewise.
+        """
         try:
             version = await asyncio.to_thread(served_version, self._registry, profile)
             challenger = (await asyncio.to_thread(served_version, self._registry, profile,

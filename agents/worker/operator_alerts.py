@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class OperatorAlerts:
-    """Publishes a worker's operator alerts; a failed publish is logged, never raised, since
-    the decision it reports (what is served) has already been taken."""
+    """Publishes a worker's operator alerts.
+
+    A failed publish is logged, never raised, since the decision it reports (what is served)
+    has already been taken.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.operator_alerts_topic
