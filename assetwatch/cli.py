@@ -251,6 +251,7 @@ def _hours(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb."""
     parser = argparse.ArgumentParser(prog="assetwatch", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the verb ``argv`` names; returns the exit status (2: invalid settings)."""
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()

@@ -49,6 +49,7 @@ class Baseline:
 
     @classmethod
     def empty(cls, profile: Profile) -> Baseline:
+        """A baseline that has seen nothing yet (calibrating)."""
         b = len(profile.baseline_sensors)
         return cls(sums=[0.0] * b, sumsqs=[0.0] * b)
 
@@ -77,6 +78,7 @@ class Baseline:
         return True
 
     def to_floats(self) -> list[float]:
+        """Flat floats for the state bytes; :meth:`load_floats` reads them back."""
         return [float(self.seen), float(self.first_ts_ms), float(self.n), *self.sums,
                 *self.sumsqs]
 

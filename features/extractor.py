@@ -42,6 +42,7 @@ class FeatureExtractor:
         ]
 
     def new_state(self) -> AssetState:
+        """The state of an asset not seen before."""
         return AssetState.empty(self.profile)
 
     def is_late(self, state: AssetState, ts_ms: int, grace_ms: int) -> bool:

@@ -34,6 +34,7 @@ def average_path_length(n: np.ndarray) -> np.ndarray:
 
 
 def classifier_to_onnx(classifier: RandomForestClassifier, n_features: int) -> bytes:
+    """The classifier as ONNX bytes, probabilities as a plain tensor (no ZipMap)."""
     sample = np.zeros((1, n_features), dtype=np.float32)
     model = to_onnx(classifier, sample, options={id(classifier): {"zipmap": False}},
                     target_opset=OPSETS)

@@ -50,6 +50,7 @@ class FeatureReference:
 
     @property
     def bins(self) -> int:
+        """Bins per column of the reference histograms."""
         return int(self.frequencies.shape[1])
 
     def counts(self, rows: np.ndarray) -> np.ndarray:

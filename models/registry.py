@@ -75,6 +75,7 @@ class RegistryConfig:
     password: SecretStr | None = field(default=None, repr=False)
 
     def model_name(self, profile: str) -> str:
+        """Registered model name of ``profile``: ``<name_prefix>-<profile>``."""
         return f"{self.name_prefix}-{profile}"
 
     @property
@@ -84,6 +85,7 @@ class RegistryConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryConfig:
+        """The registry part of the settings; local fallback models under ``data_dir``."""
         return cls(
             tracking_uri=settings.tracking_uri,
             artifact_root=settings.artifact_root,
@@ -104,9 +106,11 @@ class AssetModel(PythonModel):
     bundle: ModelBundle
 
     def load_context(self, context: Any) -> None:
+        """MLflow's load hook: read the bundle from the logged serving artifact."""
         self.bundle = read_bundle(Path(context.artifacts[SERVING_DIR]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Score a DataFrame holding the bundle's feature columns; one output row per row."""
         return _predictions_frame(self.bundle, model_input)
 
 

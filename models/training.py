@@ -57,6 +57,8 @@ class Estimators:
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What one training run produced: the bundle, its metrics and how it was found."""
+
     bundle: ModelBundle
     metrics: dict[str, float]
     params: dict[str, Any]

@@ -69,6 +69,7 @@ class AvroCodec:
         return data[:HEADER_LEN] in self._writers
 
     def encode(self, record: dict[str, Any]) -> bytes:
+        """Header plus Avro body; :class:`SerializationError` if the record breaks the schema."""
         buffer = io.BytesIO()
         buffer.write(self.header)
         try:
@@ -78,6 +79,7 @@ class AvroCodec:
         return buffer.getvalue()
 
     def decode(self, data: bytes) -> dict[str, Any]:
+        """A record written with this schema or a known older one, read as the current one."""
         writer = self._writers.get(data[:HEADER_LEN])
         if writer is None:
             raise SerializationError(f"not a {self.name} record (unknown header {data[:10]!r})")

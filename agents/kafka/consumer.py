@@ -16,6 +16,8 @@ from assetwatch.settings import Settings
 
 @dataclass(frozen=True)
 class Record:
+    """One record a :class:`RecordReader` read, decoded, with its place in the topic."""
+
     topic: str
     partition: int
     offset: int
@@ -64,6 +66,7 @@ class RecordReader:
             yield from batch
 
     def close(self) -> None:
+        """Close the consumer (its throw-away group has committed nothing)."""
         self._consumer.close()
 
     def __enter__(self) -> RecordReader:

@@ -69,12 +69,15 @@ class WorkerProcess:
 
     @property
     def pid(self) -> int:
+        """Process id of the worker child (the benchmark samples its CPU and memory)."""
         return self.process.pid
 
     def exited(self) -> bool:
+        """True once the worker process has ended, for whatever reason."""
         return self.process.poll() is not None
 
     def log_text(self) -> str:
+        """Everything the worker has logged so far (undecodable bytes replaced)."""
         return self.log_path.read_text(errors="replace")
 
     def check_alive(self) -> None:

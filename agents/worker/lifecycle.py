@@ -78,9 +78,11 @@ class UpdateFeed:
         self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
 
     def start(self) -> None:
+        """Start the feed's thread; ``ready`` is set once it has opened at the end."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to stop; it ends after its current poll."""
         self._stop.set()
 
     def _consumer(self) -> Consumer:

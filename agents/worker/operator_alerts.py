@@ -31,6 +31,7 @@ class OperatorAlerts:
         self._encode = codec("OperatorAlert").encode
 
     def publish(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
+        """Send one OperatorAlert about ``name`` ``version``; a failure is only logged."""
         record = {
             "alert_id": f"{self.worker}-{uuid.uuid4().hex[:12]}", "kind": kind,
             "worker": self.worker, "model_name": name, "version": version,
