@@ -35,11 +35,14 @@ Route = Callable[[], tuple[int, dict[str, Any]]]
 
 
 class HealthSource(Protocol):
+    """Answers /health and /live; the worker and the feedback service each have one."""
+
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(ready, document) for /health."""
         ...
 
-    def uptime_s(self) -> float: ...
+    def uptime_s(self) -> float:
+        """Seconds since start, reported by /live."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,8 +90,11 @@ HUNG_UP = (ConnectionError, TimeoutError)
 
 
 class BoundedHTTPServer(HTTPServer):
-    """An HTTP server on ``threads`` pool threads; beyond ``2 * threads`` connections in
-    hand, new ones are closed unanswered rather than queued without bound."""
+    """An HTTP server on ``threads`` pool threads.
+
+    Beyond ``2 * threads`` connections in hand, new ones are closed unanswered rather than
+    queued without bound.
+    """
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  threads: int) -> None:
@@ -97,6 +103,7 @@ class BoundedHTTPServer(HTTPServer):
         super().__init__(address, handler)  # binds: closes the pool again if that fails
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to the pool, or close it when ``2 * threads`` are in hand."""
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)  # full: refuse, do not queue
             return
@@ -120,6 +127,7 @@ class BoundedHTTPServer(HTTPServer):
             log.warning("HTTP connection from %s failed: %r", client_address, error)
 
     def server_close(self) -> None:
+        """Close the socket and cancel connections still waiting for a thread."""
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -146,6 +154,7 @@ class MonitoringServer:
 
     @property
     def port(self) -> int:
+        """The bound port (the one picked when 0 was asked for)."""
         return int(self._server.server_address[1])
 
     def start(self) -> int:
@@ -157,6 +166,7 @@ class MonitoringServer:
         return self.port
 
     def close(self) -> None:
+        """Stop serving and release the port."""
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()

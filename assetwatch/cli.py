@@ -1,5 +1,5 @@
 """The ``assetwatch`` command: demo, broker, worker, simulate, replay, evaluate, consume, dlq,
-train, promote, rollback, label, feedback."""
+train, promote, rollback, label, feedback."""  # noqa: D205, D209 (the --help description)
 
 from __future__ import annotations
 
@@ -176,8 +176,10 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _move(settings: Settings, profile: str, action: str, version: str | None = None) -> Any:
-    """Move the served alias (promote: only after the version loads and passes the serving
-    checks, or roll back), then tell every worker."""
+    """Move the served alias (promote or roll back), then tell every worker.
+
+    Promote only after the version loads and passes the serving checks.
+    """
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.agents.worker.lifecycle import announce
     from assetwatch.features.profiles import load_profile
@@ -251,6 +253,7 @@ def _hours(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb."""
     parser = argparse.ArgumentParser(prog="assetwatch", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -376,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the verb ``argv`` names; returns the exit status (2: invalid settings)."""
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()

@@ -81,8 +81,6 @@ class Settings(BaseSettings):
     """Consumer group session timeout (small: the group join waits half of it)."""
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     """Consumer group heartbeat interval."""
-    worker_web_port: int = Field(default=6066, ge=0)
-    """Port of the worker's Faust web server (0 picks a free one)."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the worker's /metrics, /health and /live HTTP endpoint (0 picks a free one)."""
     http_host: str = "127.0.0.1"
@@ -207,55 +205,68 @@ class Settings(BaseSettings):
     # --- derived names ------------------------------------------------------------------
     @property
     def app_id(self) -> str:
+        """The Faust app id, hence the workers' consumer group: the topic prefix."""
         return self.topic_prefix
 
     @property
     def telemetry_topic(self) -> str:
+        """Readings in, keyed by asset id (``<prefix>.telemetry``)."""
         return f"{self.topic_prefix}.telemetry"
 
     @property
     def predictions_topic(self) -> str:
+        """Scored readings out (``<prefix>.predictions``)."""
         return f"{self.topic_prefix}.predictions"
 
     @property
     def dead_letter_topic(self) -> str:
+        """Records that could not be scored, with a reason (``<prefix>.dead-letters``)."""
         return f"{self.topic_prefix}.dead-letters"
 
     @property
     def labels_topic(self) -> str:
+        """Maintenance labels the feedback service judges with (``<prefix>.labels``)."""
         return f"{self.topic_prefix}.labels"
 
     @property
     def drift_topic(self) -> str:
+        """Drift alerts of the served models (``<prefix>.drift-alerts``)."""
         return f"{self.topic_prefix}.drift-alerts"
 
     @property
     def model_updates_topic(self) -> str:
+        """Alias moves every worker follows to swap models (``<prefix>.model-updates``)."""
         return f"{self.topic_prefix}.model-updates"
 
     @property
     def shadow_predictions_topic(self) -> str:
+        """Challenger predictions under shadow scoring (``<prefix>.shadow-predictions``)."""
         return f"{self.topic_prefix}.shadow-predictions"
 
     @property
     def asset_alerts_topic(self) -> str:
+        """Per-asset failure-risk and silence alerts (``<prefix>.asset-alerts``)."""
         return f"{self.topic_prefix}.asset-alerts"
 
     @property
     def operator_alerts_topic(self) -> str:
+        """What workers tell operators about models (``<prefix>.operator-alerts``)."""
         return f"{self.topic_prefix}.operator-alerts"
 
     @property
     def tracking_uri(self) -> str:
+        """The MLflow URI: the configured one, else a SQLite store under ``data_dir``."""
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
 
     @property
     def artifact_root(self) -> Path:
+        """Artifact folder of the embedded MLflow store, under ``data_dir``."""
         return (self.data_dir / "mlartifacts").resolve()
 
     def model_name(self, profile: str) -> str:
+        """Registered model name of ``profile``: ``<model_name_prefix>-<profile>``."""
         return f"{self.model_name_prefix}-{profile}"
 
     def kafka_client_config(self) -> dict[str, ClientValue]:

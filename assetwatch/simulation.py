@@ -84,6 +84,7 @@ class TelemetrySimulator:
 
     @property
     def asset_ids(self) -> list[str]:
+        """The simulated assets' ids, in track order."""
         return [t.asset_id for t in self._tracks]
 
     def block(self, n_ticks: int) -> Block:

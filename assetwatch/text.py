@@ -1,10 +1,10 @@
-"""Telemetry-derived text made safe for one log line: control characters escaped, length cut.
+r"""Telemetry-derived text made safe for one log line: control characters escaped, length cut.
 
 Asset ids, event ids and error details come from devices; a newline or an ANSI escape in
 one would forge a log line or repaint a terminal, and a 10 KB id would flood the log.
 
-    >>> loggable("cnc-1\\n2024 ERROR forged\\x1b[2J")
-    'cnc-1\\\\x0a2024 ERROR forged\\\\x1b[2J'
+    >>> loggable("cnc-1\n2024 ERROR forged\x1b[2J")
+    'cnc-1\\x0a2024 ERROR forged\\x1b[2J'
     >>> loggable("x" * 500, limit=8)
     'xxxxxxxx…(+492 chars)'
 """

@@ -49,6 +49,7 @@ class Baseline:
 
     @classmethod
     def empty(cls, profile: Profile) -> Baseline:
+        """A baseline that has seen nothing yet (calibrating)."""
         b = len(profile.baseline_sensors)
         return cls(sums=[0.0] * b, sumsqs=[0.0] * b)
 
@@ -77,6 +78,7 @@ class Baseline:
         return True
 
     def to_floats(self) -> list[float]:
+        """Flat floats for the state bytes; :meth:`load_floats` reads them back."""
         return [float(self.seen), float(self.first_ts_ms), float(self.n), *self.sums,
                 *self.sumsqs]
 
@@ -131,8 +133,11 @@ def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
 
 
 def _floor(profile: Profile, level: np.ndarray) -> np.ndarray:
-    """The smallest deviation believed: relative to the level, and never below a millionth
-    of the sensor's legal range (a level of exactly zero)."""
+    """The smallest deviation believed.
+
+    Relative to the level, and never below a millionth of the sensor's legal range (a level of
+    exactly zero).
+    """
     span = np.array([profile.sensors[i].max - profile.sensors[i].min
                      for i in profile.baseline_sensors])
     floor: np.ndarray = np.maximum(RELATIVE_FLOOR * np.abs(level), 1e-6 * span)

@@ -42,6 +42,7 @@ class FeatureExtractor:
         ]
 
     def new_state(self) -> AssetState:
+        """The state of an asset not seen before."""
         return AssetState.empty(self.profile)
 
     def is_late(self, state: AssetState, ts_ms: int, grace_ms: int) -> bool:
@@ -136,7 +137,7 @@ class FeatureExtractor:
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """numerator / denominator where ``where`` holds, else 0.0 (no warnings, no inf)."""
+    """``numerator / denominator`` where ``where`` holds, else 0.0 (no warnings, no inf)."""
     shape = np.broadcast_shapes(numerator.shape, denominator.shape, where.shape)
     out = np.zeros(shape)
     np.divide(numerator, denominator, out=out, where=np.broadcast_to(where, shape))

@@ -1,5 +1,7 @@
-"""The offline path: features and baseline scores of a DataFrame of readings, through the
-same extractor a worker folds readings with."""
+"""The offline path: features and baseline scores of a DataFrame of readings.
+
+Through the same extractor a worker folds readings with.
+"""
 
 from __future__ import annotations
 

@@ -53,10 +53,12 @@ class WindowSpec:
 
     @property
     def n_buckets(self) -> int:
+        """Buckets the window is kept in: its length over the bucket width."""
         return self.length_s // self.bucket_s
 
     @property
     def extrema(self) -> bool:
+        """True when the window reports a min or max, so buckets keep extrema."""
         return "min" in self.stats or "max" in self.stats
 
 
@@ -116,10 +118,12 @@ class Profile:
 
     @cached_property
     def sensor_names(self) -> tuple[str, ...]:
+        """Sensor names in profile order, the order of every value vector."""
         return tuple(s.name for s in self.sensors)
 
     @cached_property
     def feature_names(self) -> tuple[str, ...]:
+        """Model-input column names, derived from the parameters (``temperature_mean_5m``)."""
         names: list[str] = []
         for sensor in self.sensor_names:
             if self.raw:
@@ -137,6 +141,7 @@ class Profile:
 
     @property
     def max_window_s(self) -> int:
+        """Length of the longest window, in seconds."""
         return max(w.length_s for w in self.windows)
 
 

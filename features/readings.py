@@ -57,8 +57,9 @@ def read_readings_file(path: Path) -> pd.DataFrame:
 
 
 def default_asset_id(prefix: str, path: Path) -> str:
-    """``<prefix>-<folder>-<stem>``: unique per file path, unlike the stem alone
-    (``valve1/1.csv`` and ``other/1.csv`` would collide).
+    """``<prefix>-<folder>-<stem>``: unique per file path, unlike the stem alone.
+
+    ``valve1/1.csv`` and ``other/1.csv`` would collide.
 
     >>> default_asset_id("pump", Path("data/skab/valve1/1.csv"))
     'pump-valve1-1'

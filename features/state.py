@@ -32,11 +32,13 @@ class AssetState:
 
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
+        """The state of an asset before its first reading."""
         k = len(profile.sensors)
         return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows],
                    baseline=Baseline.empty(profile))
 
     def to_bytes(self) -> bytes:
+        """The state as table bytes, versioned; :meth:`from_bytes` reads them back."""
         floats = [
             _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
             float(self.applied_partition), float(self.applied_offset),

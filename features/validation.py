@@ -1,13 +1,13 @@
 """Checks a decoded reading against its profile; a failure names the dead-letter reason.
 
-    >>> from assetwatch.features.profiles import load_profile
-    >>> profiles = {"cnc": load_profile("cnc")}
-    >>> reading = {"asset_type": "cnc", "timestamp": 0, "sensors": {
-    ...     "temperature": 60.0, "vibration": 2.0, "spindle_speed": 1500.0, "power": float("nan")}}
-    >>> check_reading(reading, profiles, now_ms=0, max_future_ms=1000)
-    Traceback (most recent call last):
-    ...
-    assetwatch.errors.InvalidReadingError: non_finite_value: sensor power is nan
+>>> from assetwatch.features.profiles import load_profile
+>>> profiles = {"cnc": load_profile("cnc")}
+>>> reading = {"asset_type": "cnc", "timestamp": 0, "sensors": {
+...     "temperature": 60.0, "vibration": 2.0, "spindle_speed": 1500.0, "power": float("nan")}}
+>>> check_reading(reading, profiles, now_ms=0, max_future_ms=1000)
+Traceback (most recent call last):
+...
+assetwatch.errors.InvalidReadingError: non_finite_value: sensor power is nan
 """
 
 from __future__ import annotations

@@ -118,6 +118,7 @@ class BucketedWindow:
         return [sums[i] / n for i in sensors] if n else [0.0] * len(sensors)
 
     def mean(self, i: int) -> float:
+        """Mean of sensor ``i`` over the window; 0 while it is empty."""
         return self._sums[i] / self.count if self.count else 0.0
 
     def std(self, i: int) -> float:
@@ -129,9 +130,11 @@ class BucketedWindow:
         return math.sqrt(max((self._sumsqs[i] - s * s / n) / (n - 1), 0.0))
 
     def minimum(self, i: int) -> float:
+        """Minimum of sensor ``i`` over the window; 0 while it is empty."""
         return self._mins[i] if self.count else 0.0
 
     def maximum(self, i: int) -> float:
+        """Maximum of sensor ``i`` over the window; 0 while it is empty."""
         return self._maxs[i] if self.count else 0.0
 
     def to_floats(self) -> list[float]:

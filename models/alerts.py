@@ -18,6 +18,8 @@ CONTRIBUTING = 3
 
 @dataclass(frozen=True)
 class AlertConfig:
+    """The k-of-n rule, the flag threshold and the cooldown (see the module docstring)."""
+
     k: int = 3
     n: int = 5
     threshold: float = 0.5
@@ -30,6 +32,8 @@ class AlertConfig:
 
 @dataclass(frozen=True)
 class AssetTransition:
+    """A change of an asset's alert state, with what the alert record reports."""
+
     state: str
     """RAISED or RECOVERED."""
     severity: str
@@ -54,6 +58,7 @@ class AssetAlertTracker:
 
     def observe(self, asset: str, event_ms: int, anomaly: bool, failure_probability: float,
                 top_features: tuple[str, ...]) -> AssetTransition | None:
+        """Fold one prediction into its asset's state; the transition it causes, if any."""
         config = self.config
         state = self._assets.get(asset)
         if state is None:

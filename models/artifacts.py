@@ -49,8 +49,11 @@ def write_bundle(bundle: ModelBundle, folder: Path) -> Path:
 
 
 def read_bundle(folder: Path) -> ModelBundle:
-    """The bundle :func:`write_bundle` wrote; :class:`ModelArtifactError` naming the file and
-    the step when anything is missing, malformed or does not match its digest."""
+    """The bundle :func:`write_bundle` wrote.
+
+    :class:`ModelArtifactError` names the file and the step when anything is missing, malformed
+    or does not match its digest.
+    """
     meta = _read_meta(folder)
     graphs = {field: _read_graph(folder, name, meta) for field, name in GRAPHS.items()}
     try:

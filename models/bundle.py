@@ -45,8 +45,10 @@ class BatchScores:
 
 @dataclass(frozen=True)
 class DetectorScale:
-    """What scikit-learn's ``decision_function`` takes from a fitted IsolationForest besides
-    its trees: kept as numbers so serving needs no scikit-learn object."""
+    """What scikit-learn's ``decision_function`` takes from an IsolationForest besides its trees.
+
+    Kept as numbers so serving needs no scikit-learn object.
+    """
 
     trees: int
     max_samples: float

@@ -35,8 +35,10 @@ def reference_features(profile: Profile, seed: int = 11) -> np.ndarray:
 
 
 def full_range_features(profile: Profile) -> np.ndarray:
-    """Feature rows of readings that sweep each sensor from its min to its max and back,
-    then jump between the extremes (others at baseline), through the serving feature code.
+    """Feature rows of readings that sweep each sensor from its min to its max and back.
+
+    The readings then jump between the extremes (others at baseline); the rows come from the
+    serving feature code.
 
     Rows with a feature a worker would dead-letter (non-finite, beyond float32) are left out:
     a model never scores them.

@@ -34,6 +34,7 @@ def average_path_length(n: np.ndarray) -> np.ndarray:
 
 
 def classifier_to_onnx(classifier: RandomForestClassifier, n_features: int) -> bytes:
+    """The classifier as ONNX bytes, probabilities as a plain tensor (no ZipMap)."""
     sample = np.zeros((1, n_features), dtype=np.float32)
     model = to_onnx(classifier, sample, options={id(classifier): {"zipmap": False}},
                     target_opset=OPSETS)
@@ -96,8 +97,11 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
 def path_length_to_decision(
     path_length: np.ndarray, n_trees: int, max_samples: float, offset: float
 ) -> np.ndarray:
-    """scikit-learn's ``decision_function`` from the summed path lengths and the three numbers
-    of the fitted forest it needs (``len(estimators_)``, ``max_samples_``, ``offset_``)."""
+    """scikit-learn's ``decision_function`` from the summed path lengths.
+
+    Besides them it needs three numbers of the fitted forest (``len(estimators_)``,
+    ``max_samples_``, ``offset_``).
+    """
     denominator = n_trees * float(average_path_length(np.array([max_samples]))[0])
     scores = -np.power(2.0, -path_length.astype(float).ravel() / denominator)
     return scores - float(offset)

@@ -20,6 +20,8 @@ from assetwatch.models.reference import FeatureReference, js_divergence
 
 @dataclass(frozen=True)
 class DriftConfig:
+    """When drift is evaluated, raised and cleared (the ``ASSETWATCH_DRIFT_*`` settings)."""
+
     window: int = 3000
     """Rows in the sliding window a divergence is computed over."""
     step: int = 500
@@ -40,6 +42,8 @@ class DriftConfig:
 
 @dataclass(frozen=True)
 class DriftEvent:
+    """A column whose drift alert was raised or cleared, and the window that showed it."""
+
     column: str
     state: str
     """RAISED or CLEARED."""

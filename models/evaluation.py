@@ -78,6 +78,7 @@ class Confusion:
 
     @classmethod
     def of(cls, labels: np.ndarray, alarms: np.ndarray) -> Confusion:
+        """Counts of 0/1 ``labels`` against ``alarms``, row by row."""
         positive, alarm = labels.astype(bool), alarms.astype(bool)
         return cls(int((positive & alarm).sum()), int((~positive & alarm).sum()),
                    int((positive & ~alarm).sum()), int((~positive & ~alarm).sum()))
@@ -88,14 +89,17 @@ class Confusion:
 
     @property
     def precision(self) -> float:
+        """TP / (TP + FP); 0 without any alarm, as scikit-learn."""
         return _ratio(self.tp, self.tp + self.fp) or 0.0  # no alarm: precision 0, as sklearn
 
     @property
     def recall(self) -> float:
+        """TP / (TP + FN); 0 without any anomalous row."""
         return _ratio(self.tp, self.tp + self.fn) or 0.0
 
     @property
     def f1(self) -> float:
+        """Harmonic mean of precision and recall; 0 when both are 0."""
         total = self.precision + self.recall
         return 2 * self.precision * self.recall / total if total else 0.0
 
@@ -110,6 +114,7 @@ class Confusion:
         return _ratio(self.fn, self.fn + self.tp)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts and ratios as the JSON report has them."""
         return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn,
                 "precision": self.precision, "recall": self.recall, "f1": self.f1,
                 "far": self.far, "mar": self.mar}
@@ -149,6 +154,7 @@ class FileReport:
         return self.missing == 0 and self.duplicates == 0
 
     def as_dict(self) -> dict[str, Any]:
+        """One file's row of the JSON report."""
         return {"asset_id": self.name, "readings": self.readings, "skipped": self.skipped,
                 "calibrating": self.calibrating, "unanswered": self.unanswered,
                 "rows": self.rows, "missing": self.missing, "duplicates": self.duplicates,
@@ -163,6 +169,7 @@ def scored(outcomes: FileOutcomes, skip_rows: int) -> np.ndarray:
 
 
 def file_report(outcomes: FileOutcomes, skip_rows: int = SKIP_ROWS) -> FileReport:
+    """The report of one file; only rows after the first ``skip_rows`` are scored."""
     after = np.arange(len(outcomes.labels)) >= skip_rows
     answered = outcomes.predictions > 0
     total = outcomes.predictions + outcomes.dead_letters
@@ -193,6 +200,8 @@ def pooled_auc(files: Sequence[FileOutcomes], skip_rows: int = SKIP_ROWS
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Per-file reports and pooled AUCs of one run, after ``skip_rows`` rows per file."""
+
     files: tuple[FileReport, ...]
     auc: Mapping[str, float | None]
     skip_rows: int
@@ -207,9 +216,11 @@ class Evaluation:
 
     @property
     def complete(self) -> bool:
+        """Every file had exactly one outcome per reading."""
         return all(report.complete for report in self.files)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON report: per file, pooled over the files, and the AUCs."""
         return {"skip_rows": self.skip_rows, "complete": self.complete,
                 "files": [r.as_dict() for r in self.files],
                 "pooled": {"rows": sum(r.rows for r in self.files), **self.pooled.as_dict(),
@@ -220,6 +231,7 @@ class Evaluation:
 
 
 def evaluate(files: Sequence[FileOutcomes], skip_rows: int = SKIP_ROWS) -> Evaluation:
+    """Report each file and pool them, skipping the first ``skip_rows`` rows of each."""
     return Evaluation(tuple(file_report(f, skip_rows) for f in files),
                       pooled_auc(files, skip_rows), skip_rows)
 

@@ -26,8 +26,10 @@ def label_spans(labels: np.ndarray) -> list[tuple[int, int]]:
 def evaluation_png(title: str, seconds: np.ndarray, sensors: dict[str, np.ndarray],
                    score: np.ndarray, labels: np.ndarray, alarms: np.ndarray,
                    threshold: float | None = None, skip_rows: int = 0) -> bytes:
-    """Sensors z-normalised over the file (top) and the baseline score (bottom), with the
-    labelled anomaly spans shaded, alarms marked and the unscored first rows greyed."""
+    """Sensors z-normalised over the file (top) and the baseline score (bottom).
+
+    The labelled anomaly spans are shaded, alarms marked and the unscored first rows greyed.
+    """
     figure = Figure(figsize=(11, 6), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
     for name, values in sensors.items():

@@ -44,6 +44,8 @@ LABELS_PER_ASSET = 1000
 
 
 class ModelVersion(NamedTuple):
+    """A registered model version: the key performance is counted under."""
+
     name: str
     version: str
 
@@ -83,6 +85,7 @@ class LabelEvent:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> LabelEvent:
+        """The label of a decoded ``MaintenanceLabel`` record."""
         return cls(record["asset_id"], record["label_id"], record["event_timestamp"],
                    bool(record["failure"]))
 
@@ -110,12 +113,12 @@ class Confusion:
 
     @property
     def precision(self) -> float | None:
-        """tp / (tp + fp); None before any flagged prediction was judged."""
+        """``tp / (tp + fp)``; None before any flagged prediction was judged."""
         return _ratio(self.tp, self.tp + self.fp)
 
     @property
     def recall(self) -> float | None:
-        """tp / (tp + fn); None before any prediction was judged by a failure."""
+        """``tp / (tp + fn)``; None before any prediction was judged by a failure."""
         return _ratio(self.tp, self.tp + self.fn)
 
     @property
@@ -127,6 +130,7 @@ class Confusion:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def add(self, cell: Outcome) -> None:
+        """Count one judged prediction in its cell."""
         setattr(self, cell, getattr(self, cell) + 1)
 
 
@@ -160,6 +164,8 @@ class _Asset:
 
 @dataclass(frozen=True)
 class Judgement:
+    """One prediction judged by one label: which model, which cell."""
+
     model: ModelVersion
     outcome: Outcome
     label_id: str
@@ -168,6 +174,8 @@ class Judgement:
 
 @dataclass
 class FeedbackTotals:
+    """Counts of the join as a whole, across model versions."""
+
     predictions: int = 0
     """Predictions taken (duplicates not included)."""
     labels: int = 0

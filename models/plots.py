@@ -29,6 +29,7 @@ def training_plots(labels: np.ndarray, failure_probability: np.ndarray,
 
 
 def confusion_matrix_png(labels: np.ndarray, predicted: np.ndarray) -> bytes:
+    """PNG of the 2x2 confusion matrix, counts written in the cells."""
     matrix = confusion_matrix(labels, predicted, labels=[0, 1])
     figure = Figure(figsize=(4.5, 4), layout="constrained")
     axes = figure.add_subplot()
@@ -45,6 +46,7 @@ def confusion_matrix_png(labels: np.ndarray, predicted: np.ndarray) -> bytes:
 
 
 def roc_curve_png(labels: np.ndarray, probability: np.ndarray) -> bytes:
+    """PNG of the ROC curve and its AUC, against chance."""
     false_positive, true_positive, _ = roc_curve(labels, probability)
     figure = Figure(figsize=(4.5, 4), layout="constrained")
     axes = figure.add_subplot()
@@ -70,6 +72,7 @@ def feature_importance_png(feature_names: tuple[str, ...], importances: np.ndarr
 
 
 def png_bytes(figure: Figure) -> bytes:
+    """The figure rendered to PNG bytes (Agg: no display needed)."""
     FigureCanvasAgg(figure)  # attaches itself to the figure
     buffer = BytesIO()
     figure.savefig(buffer, format="png", dpi=100)

@@ -50,6 +50,7 @@ class FeatureReference:
 
     @property
     def bins(self) -> int:
+        """Bins per column of the reference histograms."""
         return int(self.frequencies.shape[1])
 
     def counts(self, rows: np.ndarray) -> np.ndarray:
@@ -80,8 +81,10 @@ class FeatureReference:
 
 
 def js_divergence(counts: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) of each row of ``counts`` from the
-    matching row of ``frequencies``; a row without counts gives 0."""
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of each row of ``counts``.
+
+    Each against the matching row of ``frequencies``; a row without counts gives 0.
+    """
     totals = counts.sum(axis=1, keepdims=True)
     p = counts / np.where(totals > 0, totals, 1)
     q = frequencies

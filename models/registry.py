@@ -75,6 +75,7 @@ class RegistryConfig:
     password: SecretStr | None = field(default=None, repr=False)
 
     def model_name(self, profile: str) -> str:
+        """Registered model name of ``profile``: ``<name_prefix>-<profile>``."""
         return f"{self.name_prefix}-{profile}"
 
     @property
@@ -84,6 +85,7 @@ class RegistryConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryConfig:
+        """The registry part of the settings; local fallback models under ``data_dir``."""
         return cls(
             tracking_uri=settings.tracking_uri,
             artifact_root=settings.artifact_root,
@@ -96,15 +98,19 @@ class RegistryConfig:
 
 
 class AssetModel(PythonModel):
-    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too (MLflow
-    unpickles this object: for people and MLflow tools, never for serving)."""
+    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too.
+
+    MLflow unpickles this object: for people and MLflow tools, never for serving.
+    """
 
     bundle: ModelBundle
 
     def load_context(self, context: Any) -> None:
+        """MLflow's load hook: read the bundle from the logged serving artifact."""
         self.bundle = read_bundle(Path(context.artifacts[SERVING_DIR]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Score a DataFrame holding the bundle's feature columns; one output row per row."""
         return _predictions_frame(self.bundle, model_input)
 
 
@@ -118,8 +124,11 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
-    """A client of the configured registry; credentials from settings reach MLflow through
-    its own variables, the only way its REST client takes them."""
+    """A client of the configured registry.
+
+    Credentials from settings reach MLflow through its own variables, the only way its REST
+    client takes them.
+    """
     if config.username is not None:
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
     if config.password is not None:
@@ -233,8 +242,10 @@ def _move_alias(client: MlflowClient, config: RegistryConfig, name: str, version
 
 def served_version(config: RegistryConfig, profile: str, alias: str | None = None
                    ) -> str | None:
-    """The version ``alias`` (default: the served alias) points at, None if unset: one
-    cheap registry call."""
+    """The version ``alias`` (default: the served alias) points at, None if unset.
+
+    One cheap registry call.
+    """
     return _aliased_version(_client(config), config.model_name(profile), alias or config.alias)
 
 

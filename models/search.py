@@ -77,6 +77,7 @@ def choose(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarr
 
 def fit_classifier(params: dict[str, Any], x: np.ndarray, y: np.ndarray, seed: int
                    ) -> RandomForestClassifier:
+    """A class-balanced random forest with ``params``, fitted on ``x`` and ``y``."""
     return RandomForestClassifier(
         **params, class_weight="balanced", random_state=seed, n_jobs=-1).fit(x, y)
 

@@ -66,8 +66,10 @@ def load_version(config: RegistryConfig, profile: str, version: str) -> ScoringM
 
 def load_checked(config: RegistryConfig, profile: Profile, version: str,
                  reference: np.ndarray) -> ScoringModel:
-    """:func:`load_version` then :func:`check_servable`; any failure is a
-    :class:`ModelRejectedError` naming its step."""
+    """:func:`load_version` then :func:`check_servable`.
+
+    Any failure is a :class:`ModelRejectedError` naming its step.
+    """
     try:
         model = load_version(config, profile.name, version)
     except ModelRejectedError:
@@ -80,8 +82,10 @@ def load_checked(config: RegistryConfig, profile: Profile, version: str,
 
 def promote_checked(config: RegistryConfig, profile: Profile, version: str | None = None
                     ) -> AliasMove:
-    """Load and check ``version`` (default: the ``@challenger``), then move the alias to it;
-    a rejected version leaves the alias where it was."""
+    """Load and check ``version`` (default: the ``@challenger``), then move the alias to it.
+
+    A rejected version leaves the alias where it was.
+    """
     if version is None:
         version = served_version(config, profile.name, CHALLENGER)
         if version is None:

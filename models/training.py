@@ -46,8 +46,10 @@ class Validation:
 
 @dataclass(frozen=True)
 class Estimators:
-    """The fitted scikit-learn forests the bundle was compiled from: for people (feature
-    importances, a pickle for notebooks), never for serving."""
+    """The fitted scikit-learn forests the bundle was compiled from.
+
+    For people (feature importances, a pickle for notebooks), never for serving.
+    """
 
     detector: IsolationForest
     classifier: RandomForestClassifier
@@ -55,6 +57,8 @@ class Estimators:
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What one training run produced: the bundle, its metrics and how it was found."""
+
     bundle: ModelBundle
     metrics: dict[str, float]
     params: dict[str, Any]

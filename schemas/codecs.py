@@ -80,6 +80,7 @@ class AvroCodec:
         return data[:HEADER_LEN] in self._writers
 
     def encode(self, record: dict[str, Any]) -> bytes:
+        """Header plus Avro body; :class:`SerializationError` if the record breaks the schema."""
         buffer = io.BytesIO()
         buffer.write(self.header)
         try:
@@ -89,6 +90,7 @@ class AvroCodec:
         return buffer.getvalue()
 
     def decode(self, data: bytes) -> dict[str, Any]:
+        """A record written with this schema or a known older one, read as the current one."""
         writer = self._writers.get(data[:HEADER_LEN])
         if writer is None:
             raise SerializationError(f"not a {self.name} record (unknown header {data[:10]!r})")
@@ -136,17 +138,17 @@ def _header(parsed: Any) -> bytes:
 
 
 def _may_hold_surrogates(data: bytes) -> bool:
-    """False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
+    r"""False when json.loads(data) cannot contain a lone surrogate, checked in C at byte speed.
 
     json.loads decodes UTF-8, -16 or -32 with 'surrogatepass', so a surrogate needs a non-ASCII
-    byte (raw, in a BOM or in a code unit >= 0xD800) or a \\u escape, whose backslash is a
+    byte (raw, in a BOM or in a code unit >= 0xD800) or a \u escape, whose backslash is a
     0x5C byte in all three encodings.
     """
     return not data.isascii() or b"\\" in data
 
 
 def _is_utf8(text: str) -> bool:
-    """False for a str holding lone surrogates, which JSON's \\uD800 escapes can produce."""
+    r"""False for a str holding lone surrogates, which JSON's \uD800 escapes can produce."""
     if text.isascii():
         return True
     try:
@@ -208,8 +210,11 @@ SchemaIdResolver = Callable[[int], bytes | None]
 
 def decode_any(data: bytes, resolve: SchemaIdResolver | None = None
                ) -> tuple[str, dict[str, Any]]:
-    """Record name and fields of any assetwatch record: single-object Avro (by fingerprint),
-    Confluent-framed Avro (by schema id, through ``resolve``) or JSON (by field names)."""
+    """Record name and fields of any assetwatch record, told apart by the first bytes.
+
+    Single-object Avro (by fingerprint), Confluent-framed Avro (by schema id, through
+    ``resolve``) or JSON (by field names).
+    """
     if data[:1] == bytes([CONFLUENT_MAGIC]) and len(data) >= CONFLUENT_HEADER_LEN:
         schema_id = int.from_bytes(data[1:CONFLUENT_HEADER_LEN], "big")
         header = resolve(schema_id) if resolve is not None else None

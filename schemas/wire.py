@@ -26,6 +26,7 @@ Header = tuple[str, str | bytes | None]
 
 
 def confluent_header(schema_id: int) -> bytes:
+    """The Confluent wire-format prefix: magic byte 0, then the 4-byte big-endian schema id."""
     return bytes([CONFLUENT_MAGIC]) + schema_id.to_bytes(4, "big")
 
 
@@ -38,7 +39,8 @@ def content_type(name: str, fmt: Format) -> bytes:
 def model_headers(name: str, version: str) -> list[Header]:
     """A prediction's model name and version, so a consumer can route without decoding.
 
-    Cached and shared: callers concatenate, never mutate."""
+    Cached and shared: callers concatenate, never mutate.
+    """
     return [("model_name", name.encode()), ("model_version", version.encode())]
 
 

@@ -43,6 +43,7 @@ class AssetAlerts:
 
     def observe(self, prediction: dict[str, Any], model: ScoringModel,
                 top: list[dict[str, Any]]) -> bytes | None:
+        """The encoded AssetAlert this prediction raises or recovers, or None."""
         transition = self._tracker.observe(
             prediction["asset_id"], prediction["event_timestamp"], prediction["is_anomaly"],
             prediction["failure_probability"], tuple(t["name"] for t in top))

@@ -71,8 +71,10 @@ class DeadLetterWriter:
         return key, self._fit(record, len(key or b""))
 
     def stripped(self, letter: bytes, why: str) -> bytes:
-        """``letter`` without its original value (kept as size and digest), for a broker that
-        refused it: its topic may accept less than the producer does."""
+        """``letter`` without its original value (kept as size and digest).
+
+        For a broker that refused it: its topic may accept less than the producer does.
+        """
         record = self._codec.decode(letter)
         if record["original_value_size"] is not None:  # cut already: keep the whole's figures
             kept = len(record["original_value"] or b"")

@@ -1,5 +1,6 @@
-"""Drift alerts of the served models, as ``DriftAlert`` records (no I/O: the publisher sends
-them with the batch's other outputs).
+"""Drift alerts of the served models, as ``DriftAlert`` records.
+
+No I/O: the publisher sends them with the batch's other outputs.
 
 One :class:`models.drift.ModelDrift` per profile, started afresh whenever the served model
 changes (a new version has its own training reference). It lives in the process that scores

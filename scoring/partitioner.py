@@ -1,5 +1,6 @@
-"""The partition Kafka's Java client (and Faust, aiokafka, librdkafka's ``murmur2_random``)
-gives a key: ``(murmur2(key) & 0x7fffffff) % partitions``.
+"""The partition Kafka's Java client gives a key: ``(murmur2(key) & 0x7fffffff) % partitions``.
+
+Faust, aiokafka and librdkafka's ``murmur2_random`` agree with it.
 
 An asset's feature state lives in the table partition numbered like the telemetry partition
 its readings arrive on, so a reading produced with another partitioner (librdkafka's default

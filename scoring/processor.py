@@ -101,6 +101,8 @@ class Prepared:
 
 @dataclass
 class Outcome:
+    """What one batch produced: records to publish, states to write, counts for metrics."""
+
     predictions: list[Outbound]
     dead_letters: list[Outbound]
     dead_letter_reasons: list[str]

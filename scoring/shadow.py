@@ -32,6 +32,7 @@ class ShadowStats(NamedTuple):
     """Anomaly scores, champion x and challenger y: sum x, sum y, sum x², sum y², sum xy."""
 
     def plus(self, other: ShadowStats) -> ShadowStats:
+        """These sums plus a later batch's; a new challenger version starts afresh."""
         if other.challenger_version != self.challenger_version:
             return other  # a new challenger starts its own tally
         return ShadowStats(
@@ -53,6 +54,7 @@ class ShadowStats(NamedTuple):
 
 
 def stats(version: str, champion: BatchScores, challenger: BatchScores) -> ShadowStats:
+    """Agreement figures of one batch scored by the champion and challenger ``version``."""
     x, y = champion.anomaly_score.astype(float), challenger.anomaly_score.astype(float)
     return ShadowStats(
         version, len(x), int(champion.is_anomaly.sum()), int(challenger.is_anomaly.sum()),

@@ -57,6 +57,7 @@ class DeadLetter:
 
     @classmethod
     def decode(cls, partition: int, offset: int, value: bytes | None) -> DeadLetter:
+        """Decode one record of the dead-letter topic, read at ``partition`` and ``offset``."""
         if value is None:
             raise SerializationError("DeadLetter: the record has no value")
         return cls(partition, offset, **codec("DeadLetter").decode(value))
@@ -71,6 +72,7 @@ class Selection:
     """0 = no limit."""
 
     def matches(self, letter: DeadLetter) -> bool:
+        """True when ``letter`` has one of the reasons asked for (any, when none were)."""
         return not self.reasons or letter.reason in self.reasons
 
     def apply(self, letters: Iterable[DeadLetter]) -> Iterator[DeadLetter]:
@@ -138,6 +140,7 @@ class ScanReport:
     """Nothing arrived for the idle timeout before the end offsets were reached."""
 
     def describe(self) -> str:
+        """The one-line summary printed on stderr."""
         counts = " ".join(f"{r}={n}" for r, n in sorted(self.by_reason.items())) or "none"
         text = f"{self.by_reason.total()} selected of {self.read} read: {counts}"
         if self.skipped:
@@ -244,6 +247,7 @@ class DeadLetterScan:
             self._consumer.pause([TopicPartition(self.topic, partition)])
 
     def close(self) -> None:
+        """Release the consumer once the scan is done (the ``with`` block does)."""
         self._consumer.close()
 
     def __enter__(self) -> DeadLetterScan:

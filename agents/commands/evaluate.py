@@ -55,6 +55,8 @@ DRAIN_IDLE_S = 1.0
 
 @dataclass(frozen=True)
 class EvaluateOptions:
+    """What ``assetwatch evaluate`` was asked for: labelled files, profile, plots, deadline."""
+
     files: tuple[Path, ...]
     asset_type: str = "pump"
     plot_dir: Path | None = None
@@ -67,6 +69,8 @@ class EvaluateOptions:
 
 @dataclass(frozen=True)
 class LabelledFile:
+    """One labelled readings file, replayed under its own asset id."""
+
     path: Path
     asset_id: str
     readings: pd.DataFrame
@@ -83,11 +87,14 @@ class Outputs:
     models: set[str] = field(default_factory=set)
 
     def answered(self) -> int:
+        """Event ids that got an outcome: a prediction or a dead letter."""
         return len(self.predictions.keys() | self.dead_letters.keys())
 
 
 @dataclass(frozen=True)
 class EvaluationRun:
+    """An evaluation and what it was computed from, for the report and the plots."""
+
     evaluation: Evaluation
     files: tuple[LabelledFile, ...]
     outcomes: tuple[FileOutcomes, ...]
@@ -96,6 +103,7 @@ class EvaluationRun:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON report: the evaluation with file paths, timing and the models that answered."""
         document = self.evaluation.as_dict()
         for row, labelled in zip(document["files"], self.files, strict=True):
             row["file"] = str(labelled.path)
@@ -224,8 +232,10 @@ def run_evaluation(base: Settings, options: EvaluateOptions) -> EvaluationRun:
 
 def write_plots(run: EvaluationRun, plot_dir: Path, skip_rows: int,
                 threshold: float) -> list[Path]:
-    """One PNG per file, named after its asset id: the baseline score against ``threshold``
-    (what decides ``is_anomaly``)."""
+    """One PNG per file, named after its asset id.
+
+    The baseline score against ``threshold`` (what decides ``is_anomaly``).
+    """
     from assetwatch.models.evaluation_plots import evaluation_png  # matplotlib only if asked
 
     plot_dir.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,11 @@ def read_replay_file(path: Path, profile: Profile, asset_id: str) -> pd.DataFram
 def telemetry_records(
     frame: pd.DataFrame, profile: Profile, asset_id: str, time_offset_ms: int = 0
 ) -> Iterator[dict[str, Any]]:
-    """One TelemetryReading per row, all for ``asset_id``; event ids are unique per run
-    and end in the row number, so outputs can be matched back to rows."""
+    """One TelemetryReading per row, all for ``asset_id``.
+
+    Event ids are unique per run and end in the row number, so outputs can be matched back to
+    rows.
+    """
     run = uuid.uuid4().hex[:8]
     names = list(profile.sensor_names)
     timestamps = (frame["timestamp"] + time_offset_ms).tolist()

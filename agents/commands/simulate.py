@@ -48,8 +48,11 @@ def _ticks(plan: SimulationPlan) -> int | None:
 def simulated_readings(
     profile: Profile, plan: SimulationPlan, stop: threading.Event, now: Callable[[], float]
 ) -> Iterator[dict[str, Any]]:
-    """Readings in tick order. At a rate, event time runs ahead of the clock, so the run is
-    placed in the past to end near now (a known count or duration); paced runs are live."""
+    """Readings in tick order.
+
+    At a rate, event time runs ahead of the clock, so the run is placed in the past to end near
+    now (a known count or duration); paced runs are live.
+    """
     interval_ms = int(profile.reading_interval_s * 1000)
     ticks = _ticks(plan)
     start_ms = int(now() * 1000)

@@ -40,18 +40,23 @@ Kind = Literal["prediction", "label"]
 
 @dataclass(frozen=True)
 class FeedbackConfig:
+    """The join's settings: label horizon, flag threshold, predictions kept per asset."""
+
     horizon_s: float
     threshold: float
     buffer: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeedbackConfig:
+        """The ``ASSETWATCH_FEEDBACK_*`` settings."""
         return cls(settings.feedback_horizon_s, settings.feedback_threshold,
                    settings.feedback_buffer)
 
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A copy of the view's state taken under its lock, so one scrape is consistent."""
+
     models: dict[ModelVersion, Confusion]
     totals: FeedbackTotals
     undecodable: int
@@ -108,6 +113,7 @@ class FeedbackView:
         return LabelEvent.from_record(codec("MaintenanceLabel").decode(value))
 
     def assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The partitions the consumer was given; each is unread until :meth:`reached_end`."""
         with self._lock:
             self._unread = set(partitions)
 
@@ -118,6 +124,7 @@ class FeedbackView:
                 self._unread.discard((topic, partition))
 
     def snapshot(self) -> Snapshot:
+        """Copy the counts under the lock, so a reader never sees a half-joined record."""
         with self._lock:
             totals = dataclasses.replace(self._join.totals)
             unread = -1 if self._unread is None else len(self._unread)
@@ -142,6 +149,7 @@ class FeedbackView:
                              "uptime_s": round(self.uptime_s(), 1)}
 
     def uptime_s(self) -> float:
+        """Seconds since the view was built, reported by /live."""
         return self._clock() - self._started
 
 
@@ -152,6 +160,7 @@ class FeedbackCollector(Collector):
         self._view = view
 
     def collect(self) -> Iterator[Metric]:
+        """The feedback metrics, all from one snapshot."""
         snap = self._view.snapshot()
         yield CounterMetricFamily("assetwatch_feedback_labels",
                                   "Labels taken (a repeated label_id is not counted).",
@@ -190,4 +199,5 @@ class FeedbackCollector(Collector):
         yield from ratios.values()
 
     def describe(self) -> Iterator[Metric]:
+        """No families up front: the model versions with series are known only at scrape time."""
         return iter(())

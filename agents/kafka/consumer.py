@@ -17,6 +17,8 @@ from assetwatch.settings import Settings
 
 @dataclass(frozen=True)
 class Record:
+    """One record a :class:`RecordReader` read, decoded, with its place in the topic."""
+
     topic: str
     partition: int
     offset: int
@@ -30,8 +32,10 @@ class Record:
 
 
 class RecordReader:
-    """Reads topics from the beginning with a throw-away group; decodes every record
-    (single-object, Confluent-framed through the configured registry, or JSON)."""
+    """Reads topics from the beginning with a throw-away group; decodes every record.
+
+    Single-object, Confluent-framed through the configured registry, or JSON.
+    """
 
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None) -> None:
         self._consumer = Consumer({
@@ -75,6 +79,7 @@ class RecordReader:
             yield from batch
 
     def close(self) -> None:
+        """Close the consumer (its throw-away group has committed nothing)."""
         self._consumer.close()
 
     def __enter__(self) -> RecordReader:

@@ -41,6 +41,7 @@ class ReadingPublisher:
             log.error("delivery failed: %s", error)
 
     def send(self, reading: dict[str, Any]) -> None:
+        """Encode ``reading`` and publish it keyed by its asset id."""
         self.send_raw(reading["asset_id"].encode(), self._codec.encode(reading))
 
     def send_raw(self, key: bytes | None, value: bytes | None) -> None:
@@ -54,6 +55,7 @@ class ReadingPublisher:
         self._producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait for every delivery; :class:`BrokerError` if any is undelivered or failed."""
         remaining = self._producer.flush(timeout_s)
         if remaining or self.failed:
             raise BrokerError(f"{remaining} readings undelivered, {self.failed} failed")

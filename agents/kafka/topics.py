@@ -19,6 +19,8 @@ ADMIN_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic as assetwatch creates it."""
+
     name: str
     partitions: int
     compacted: bool = False
@@ -26,6 +28,7 @@ class TopicSpec:
 
 
 def state_changelog_topic(settings: Settings) -> str:
+    """Faust's changelog of the per-asset state table (``<app id>-<table>-changelog``)."""
     return f"{settings.app_id}-{STATE_TABLE}-changelog"
 
 

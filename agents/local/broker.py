@@ -51,6 +51,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def free_port() -> int:
+    """One loopback port that was free a moment ago."""
     return free_ports(1)[0]
 
 
@@ -90,9 +91,11 @@ class EmbeddedBroker:
 
     @property
     def bootstrap_servers(self) -> str:
+        """The ``bootstrap.servers`` value for clients of this broker."""
         return f"127.0.0.1:{self.port}"
 
     def stop(self, timeout_s: float = 10.0, kill: bool = False) -> None:
+        """Stop the process (SIGKILL with ``kill``); :meth:`start` brings it back."""
         stop_process(self.process, timeout_s, kill)
 
     def start(self) -> None:

@@ -31,6 +31,8 @@ DRAIN_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class DemoOptions:
+    """What ``assetwatch demo`` was asked for: how long, with or without the view, the fleet."""
+
     duration_s: float | None = None
     headless: bool = False
     assets: int = 200
@@ -52,6 +54,7 @@ class Tally:
     risk: dict[str, float] = field(default_factory=dict)
 
     def add(self, kind: str, fields: dict[str, Any]) -> None:
+        """Count one decoded output record of ``kind`` into the view."""
         if kind == "Prediction":
             self.predictions += 1
             self.anomalies += fields["is_anomaly"]

@@ -51,6 +51,7 @@ class SeaweedStorage:
 
     @property
     def endpoint(self) -> str:
+        """The S3 endpoint URL of this ``weed mini``."""
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     @property
@@ -69,6 +70,7 @@ class SeaweedStorage:
         }
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop weed and remove the gRPC sockets it may leave behind."""
         stop_process(self.process, timeout_s)
         for name in PORT_NAMES:  # left behind when weed is killed, or by some of its servers
             for path in SOCKET_DIR.glob(f"seaweedfs-*-grpc-{self.ports[name + '.grpc']}.sock"):

@@ -1,5 +1,8 @@
-"""``assetwatch worker`` as a child process: the demo, evaluate, the benchmark and the tests
-start, watch and stop workers through this one class, so they cannot drift apart."""
+"""``assetwatch worker`` as a child process.
+
+The demo, evaluate, the benchmark and the tests start, watch and stop workers through this
+one class, so they cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -66,12 +69,15 @@ class WorkerProcess:
 
     @property
     def pid(self) -> int:
+        """Process id of the worker child (the benchmark samples its CPU and memory)."""
         return self.process.pid
 
     def exited(self) -> bool:
+        """True once the worker process has ended, for whatever reason."""
         return self.process.poll() is not None
 
     def log_text(self) -> str:
+        """Everything the worker has logged so far (undecodable bytes replaced)."""
         return self.log_path.read_text(errors="replace")
 
     def check_alive(self) -> None:

@@ -34,17 +34,21 @@ class LeanMonitor(Monitor):
     """Faust's monitor without its per-message bookkeeping, which nothing here reads."""
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        """Nothing: the per-message bookkeeping is skipped."""
         return None
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        """Nothing: the per-event bookkeeping is skipped."""
         return None
 
     def on_stream_event_out(
         self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
     ) -> None:
+        """Nothing: the per-event bookkeeping is skipped."""
         return None
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        """Nothing: the per-message bookkeeping is skipped."""
         return None
 
 

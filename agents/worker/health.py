@@ -13,7 +13,10 @@ from assetwatch.models.bundle import ScoringModel
 
 
 class StatusSource(Protocol):
-    def status(self) -> StreamStatus: ...
+    """Where :class:`Health` reads the stream's state (the Faust probe; a fake in tests)."""
+
+    def status(self) -> StreamStatus:
+        """The worker's place in the consumer group now."""
 
 
 def unready_reasons(
@@ -80,4 +83,5 @@ class Health:
         return not document["reasons"], document
 
     def uptime_s(self) -> float:
+        """Seconds since the worker started, reported by /live."""
         return self._clock() - self._started

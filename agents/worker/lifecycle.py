@@ -78,9 +78,11 @@ class UpdateFeed:
         self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
 
     def start(self) -> None:
+        """Start the feed's thread; ``ready`` is set once it has opened at the end."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to stop; it ends after its current poll."""
         self._stop.set()
 
     def _consumer(self) -> Consumer:
@@ -187,8 +189,10 @@ class ModelWatcher:
         return [profile]
 
     async def refresh(self, profile: str) -> None:
-        """Serve the version the alias names now, if it differs and passes the checks; with
-        shadow scoring on, shadow-score with the ``@challenger`` likewise."""
+        """Serve the version the alias names now, if it differs and passes the checks.
+
+        With shadow scoring on, shadow-score with the ``@challenger`` likewise.
+        """
         try:
             version = await asyncio.to_thread(served_version, self._registry, profile)
             challenger = (await asyncio.to_thread(served_version, self._registry, profile,

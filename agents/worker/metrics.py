@@ -43,6 +43,7 @@ class BucketedHistogram(Collector):
         self._lock = threading.Lock()
 
     def add(self, buckets: Buckets) -> None:
+        """Add a batch's bucket counts and sum; a different bucket count is a ValueError."""
         if len(buckets.counts) != len(self._counts):
             raise ValueError(f"{self._name}: {len(buckets.counts)} buckets, expected "
                              f"{len(self._counts)}")
@@ -52,6 +53,7 @@ class BucketedHistogram(Collector):
             self._sum += buckets.total
 
     def collect(self) -> Iterator[Metric]:
+        """The histogram as Prometheus reads it: cumulative buckets and the sum."""
         with self._lock:
             counts, total = list(self._counts), self._sum
         cumulative = np.cumsum(counts).tolist()
@@ -61,6 +63,7 @@ class BucketedHistogram(Collector):
                                     sum_value=total)
 
     def describe(self) -> Iterator[Metric]:
+        """The family without samples, so the registry knows its name."""
         yield HistogramMetricFamily(self._name, self._documentation)
 
 
@@ -69,7 +72,8 @@ class LagSource(Protocol):
 
     topic: str
 
-    def lag(self) -> Mapping[int, int]: ...
+    def lag(self) -> Mapping[int, int]:
+        """Records behind the committed offset, per assigned partition of ``topic``."""
 
 
 class LagCollector(Collector):
@@ -79,6 +83,7 @@ class LagCollector(Collector):
         self._source = source
 
     def collect(self) -> Iterator[Metric]:
+        """The lag of every assigned partition, read at scrape time."""
         family = GaugeMetricFamily(
             "assetwatch_consumer_lag",
             "Telemetry records behind the committed offset, per assigned partition.",
@@ -89,6 +94,7 @@ class LagCollector(Collector):
         yield family
 
     def describe(self) -> Iterator[Metric]:
+        """The family without samples, so the registry knows its name."""
         yield GaugeMetricFamily("assetwatch_consumer_lag", "", labels=["topic", "partition"])
 
 
@@ -105,6 +111,7 @@ class Totals:
 
     @property
     def average_failure_probability(self) -> float | None:
+        """Mean failure probability of the predictions; None before the first."""
         return self.failure_probability_sum / self.predictions if self.predictions else None
 
 
@@ -246,9 +253,11 @@ class Metrics:
         self._asset_alerts.inc()
 
     def rejected(self, profile: str) -> None:
+        """One candidate model of ``profile`` passed over (it failed to load or the checks)."""
         self._rejections.labels(profile).inc()
 
     def totals(self) -> Totals:
+        """What the worker has processed so far, for /health."""
         with self._lock:
             return self._totals
 

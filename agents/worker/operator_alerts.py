@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class OperatorAlerts:
-    """Publishes a worker's operator alerts; a failed publish is logged, never raised, since
-    the decision it reports (what is served) has already been taken."""
+    """Publishes a worker's operator alerts.
+
+    A failed publish is logged, never raised, since the decision it reports (what is served)
+    has already been taken.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.operator_alerts_topic
@@ -30,6 +33,7 @@ class OperatorAlerts:
         self._wire = output_wires(settings)[self._topic]
 
     def publish(self, kind: str, name: str, version: str, serving: str, reason: str) -> None:
+        """Send one OperatorAlert about ``name`` ``version``; a failure is only logged."""
         record = {
             "alert_id": f"{self.worker}-{uuid.uuid4().hex[:12]}", "kind": kind,
             "worker": self.worker, "model_name": name, "version": version,

@@ -51,15 +51,21 @@ class ProducerLike(Protocol):
     """The part of confluent-kafka's Producer a publisher uses (tests pass a fake)."""
 
     def produce(self, topic: str, value: bytes, key: bytes | None, *, on_delivery: Delivery,
-                headers: list[Header]) -> None: ...
+                headers: list[Header]) -> None:
+        """Queue one record; ``on_delivery`` gets its delivery report."""
 
-    def poll(self, timeout: float) -> int: ...
+    def poll(self, timeout: float) -> int:
+        """Serve delivery reports for up to ``timeout`` seconds."""
 
-    def flush(self, timeout: float) -> int: ...
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the queue; returns how many records are left."""
 
 
 class Delivery(Protocol):
-    def __call__(self, error: KafkaError | None, msg: Message | None) -> None: ...
+    """confluent-kafka's delivery-report callback."""
+
+    def __call__(self, error: KafkaError | None, msg: Message | None) -> None:
+        """Called once per record: its error (None once delivered) and the message."""
 
 
 Refused = tuple[str, Outbound, str]
@@ -172,4 +178,5 @@ class OutputPublisher:
             )
 
     def close(self) -> None:
+        """Flush what is still queued, waiting at most ``FLUSH_TIMEOUT_S``."""
         self._producer.flush(FLUSH_TIMEOUT_S)

@@ -52,4 +52,5 @@ class FaustProbe:
             return StreamStatus("unresponsive")
 
     def lag(self) -> Mapping[int, int]:
+        """Lag per partition from :meth:`status` (so, never on the app's loop either)."""
         return self.status().lag

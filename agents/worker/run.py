@@ -1,5 +1,8 @@
-"""``assetwatch worker``: prepare topics, load models through the fallback chain, run Faust
-with the telemetry agent and the model watcher (hot swap)."""
+"""``assetwatch worker``.
+
+Prepare topics, load models through the fallback chain, run Faust with the telemetry agent
+and the model watcher (hot swap).
+"""
 
 from __future__ import annotations
 
@@ -30,8 +33,11 @@ log = logging.getLogger(__name__)
 
 def load_models(settings: Settings, profiles: dict[str, Profile],
                 alerts: OperatorAlerts | None = None) -> dict[str, Served]:
-    """The served model of every profile: the first of the fallback chain that loads and
-    passes the checks; each candidate passed over raises a ``MODEL_REJECTED`` alert."""
+    """The served model of every profile.
+
+    The first of the fallback chain that loads and passes the checks; each candidate passed
+    over raises a ``MODEL_REJECTED`` alert.
+    """
     config = RegistryConfig.from_settings(settings)
     served = {}
     for name, profile in profiles.items():

@@ -43,6 +43,7 @@ class Served:
     """The challenger of each shadow-scored profile."""
 
     def put(self, profile: str, model: ScoringModel | None, shadow: bool) -> None:
+        """Serve ``model`` for ``profile`` as champion or shadow; a None shadow stops shadowing."""
         if shadow:
             if model is None:
                 self.shadows.pop(profile, None)
@@ -52,6 +53,7 @@ class Served:
             self.champions[profile] = model
 
     def processor(self, settings: Settings, profiles: Mapping[str, Profile]) -> BatchProcessor:
+        """A processor that looks the models up at every batch, so :meth:`put` takes effect."""
         return BatchProcessor(settings, profiles, self.champions.__getitem__,
                               shadows=self.shadows, partitions=settings.partitions)
 
@@ -111,6 +113,7 @@ class InlineScorer:
         self._publisher = OutputPublisher(settings)
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
+        """Score ``batch``, publish its outputs, report once they are acknowledged."""
         outcome = self._processor.process(batch, load_state)
         await asyncio.to_thread(self._publisher.deliver, outcome)
         return outcome.report(time.time())
@@ -124,6 +127,7 @@ class InlineScorer:
         self._served.put(profile, model, shadow=True)
 
     def close(self) -> None:
+        """Flush the outputs still queued."""
         self._publisher.close()
 
 
@@ -150,6 +154,7 @@ class ProcessScorer:
         return pool
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
+        """Score ``batch`` in the helper; a helper that died is replaced and the batch retried."""
         states = {key: load_state(key) for key in {m.key for m in batch} if key is not None}
         loop = asyncio.get_running_loop()
         try:
@@ -177,6 +182,7 @@ class ProcessScorer:
             self._pool, _put_in_helper, profile, model, shadow)
 
     def close(self) -> None:
+        """Stop the helper, waiting for it to exit."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

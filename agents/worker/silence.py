@@ -61,8 +61,10 @@ class SilenceWatch:
         self._codec = codec("AssetAlert")
 
     def attach(self, assigned: Callable[[], set[int]], send: Send | None = None) -> None:
-        """Where to ask for the telemetry partitions this worker holds now, and how to send
-        an alert (default: a producer to the asset-alerts topic)."""
+        """Where to ask for the telemetry partitions this worker holds now, and how to alert.
+
+        Default ``send``: a producer to the asset-alerts topic.
+        """
         self._assigned = assigned
         if send is None:
             producer = Producer({**self._settings.kafka_client_config(), "linger.ms": 5})

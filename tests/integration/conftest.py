@@ -154,8 +154,11 @@ def http_get(url: str) -> tuple[int, str]:
 
 def poll_until(check: Callable[[], Any], what: str, alive: Callable[[], None],
                timeout_s: float) -> Any:
-    """Poll ``check`` until it returns something truthy; fail on timeout or when ``alive``
-    finds the process under test gone. A refused connection counts as not yet."""
+    """Poll ``check`` until it returns something truthy.
+
+    Fail on timeout or when ``alive`` finds the process under test gone. A refused connection
+    counts as not yet.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         alive()

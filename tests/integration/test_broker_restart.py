@@ -44,7 +44,7 @@ OUTAGE_S = 8.0
 
 @pytest.fixture
 def durable_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """tansu on SeaweedFS storage in ``tmp_path``: it keeps everything across a restart."""
+    """Tansu on SeaweedFS storage in ``tmp_path``: it keeps everything across a restart."""
     with start_seaweedfs(tmp_path / "seaweedfs", log_file=tmp_path / "seaweedfs.log") as s3, \
             start_broker(log_file=tmp_path / "tansu.log", storage=s3.storage_url,
                          env=s3.tansu_env()) as broker:

@@ -1,5 +1,8 @@
-"""Every reading on its asset's partition: murmur2 as librdkafka computes it, and what a
-worker does with readings a CRC32 (librdkafka default) producer put elsewhere."""
+"""Every reading on its asset's partition.
+
+Murmur2 as librdkafka computes it, and what a worker does with readings a CRC32 (librdkafka
+default) producer put elsewhere.
+"""
 
 from __future__ import annotations
 

@@ -123,8 +123,10 @@ def test_restarted_worker_resumes_each_assets_baseline_exactly(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],
 ) -> None:
-    """Stopped mid-calibration, a new worker judges every reading as an uninterrupted
-    offline run does: the baseline totals come back with the changelogged state."""
+    """Stopped mid-calibration, a new worker judges every reading as an uninterrupted run does.
+
+    The uninterrupted run is offline; the baseline totals come back with the changelogged state.
+    """
     settings = make_settings(profiles=("pump",))
     profile = load_profile("pump")
     plan = SimulationPlan(assets=4, count=4 * 800, rate=1e9, failing=1, failing_from_s=500,

@@ -96,8 +96,10 @@ class ConstantBundle(ModelBundle):
 
 @dataclasses.dataclass(frozen=True)
 class NaNAboveVibrationBundle(ModelBundle):
-    """A broken model seen in the field: NaN whenever vibration is above 20 mm/s (a legal
-    value that realistic reference rows never reach)."""
+    """A broken model seen in the field: NaN whenever vibration is above 20 mm/s.
+
+    A legal value that realistic reference rows never reach.
+    """
 
     def score(self, features: np.ndarray) -> BatchScores:
         scores = super().score(features)

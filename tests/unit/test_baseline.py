@@ -21,7 +21,7 @@ START_MS = 1_700_000_000_000
 
 def _pump_stream(pump: Profile, n: int, shift_from: int | None = None,
                  shift: float = 0.0, seed: int = 0) -> list[tuple[int, list[float]]]:
-    """n readings of one pump at 1 Hz, noise around each sensor's level; flow shifted late."""
+    """``n`` readings of one pump at 1 Hz, noise around each sensor's level; flow shifted late."""
     rng = np.random.default_rng(seed)
     levels = np.array([s.baseline for s in pump.sensors])
     noise = np.array([s.noise for s in pump.sensors])

@@ -36,7 +36,7 @@ def _files(top: Path) -> list[Path]:
 
 
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """assetwatch modules ``path`` imports, type-checking-only imports included."""
+    """``assetwatch`` modules ``path`` imports, type-checking-only imports included."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = []

@@ -20,8 +20,11 @@ LIMIT = 20_000
 
 
 class FakeProducer:
-    """confluent-kafka's produce/poll/flush; refuses values over ``LIMIT`` as librdkafka does,
-    and values in ``broker_refuses`` in the delivery report as a broker would."""
+    """confluent-kafka's produce/poll/flush.
+
+    Refuses values over ``LIMIT`` as librdkafka does, and values in ``broker_refuses`` in the
+    delivery report as a broker would.
+    """
 
     def __init__(self, broker_refuses: frozenset[bytes] = frozenset()) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []

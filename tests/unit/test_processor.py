@@ -600,8 +600,11 @@ def test_a_non_finite_score_is_dead_lettered_and_never_reaches_metrics_or_health
     make_processor: Callable[..., BatchProcessor], make_reading: Callable[..., Reading],
     nan_above_vibration_model: ScoringModel,
 ) -> None:
-    """A model NaN above vibration 20 mm/s (legal up to 100): the row at 25 mm/s becomes a
-    scoring_failed dead letter; the others are published; totals and /health stay finite."""
+    """A model NaN above vibration 20 mm/s (legal up to 100).
+
+    The row at 25 mm/s becomes a scoring_failed dead letter; the others are published; totals
+    and /health stay finite.
+    """
     batch = _batch([
         (b"cnc-001", _avro(make_reading(event_id="calm"))),
         (b"cnc-002", _avro(make_reading(event_id="shaking", asset_id="cnc-002",

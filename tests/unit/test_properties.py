@@ -343,8 +343,10 @@ def test_a_mixed_batch_gives_each_input_its_outcome(
 
 @st.composite
 def _valid_stream(draw: st.DrawFn) -> list[Reading]:
-    """Valid readings of a few assets, in event-time order, stamped anywhere from the past
-    bound (max_past_age_s) up to the clock."""
+    """Valid readings of a few assets, in event-time order.
+
+    Stamped anywhere from the past bound (max_past_age_s) up to the clock.
+    """
     stamps = sorted(draw(st.lists(st.integers(OLDEST_MS, NOW_MS), min_size=1, max_size=12)))
     readings = []
     for i, ts in enumerate(stamps):

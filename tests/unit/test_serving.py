@@ -1,5 +1,7 @@
-"""Serving-side model loading on a real (SQLite-backed) MLflow store: checked promotion, the
-start-up fallback chain, and loading that never unpickles."""
+"""Serving-side model loading on a real (SQLite-backed) MLflow store.
+
+Checked promotion, the start-up fallback chain, and loading that never unpickles.
+"""
 
 from __future__ import annotations
 
