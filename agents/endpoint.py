@@ -44,6 +44,10 @@ class HealthSource(Protocol):
     def uptime_s(self) -> float:
         """Seconds since start, reported by /live."""
 
+    def failure(self) -> str | None:
+        """Why the process is going down (then /live answers 503), or None."""
+        ...
+
 
 class _Handler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
@@ -59,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ready, document = self.health.check()
                 self._json(200 if ready else 503, document)
             elif path == "/live":
-                self._json(200, {"status": "alive", "uptime_s": round(self.health.uptime_s(), 1)})
+                self._live()
             elif path in self.routes:
                 self._json(*self.routes[path]())
             else:
@@ -70,6 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a broken probe answers 500, it must not kill the server
             log.exception("GET %s failed", loggable(path))
             self._json(500, {"error": repr(exc)})
+
+    def _live(self) -> None:
+        failure, uptime = self.health.failure(), round(self.health.uptime_s(), 1)
+        if failure is None:
+            self._json(200, {"status": "alive", "uptime_s": uptime})
+        else:
+            self._json(503, {"status": "failed", "reason": failure, "uptime_s": uptime})
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         self._send(status, JSON, json.dumps(body, allow_nan=False).encode())

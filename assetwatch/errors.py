@@ -36,6 +36,10 @@ class ScoringHelperError(AssetwatchError):
     """
 
 
+class ScoringHelperLostError(AssetwatchError):
+    """The scoring helper died and could not be replaced: the worker must exit, not hang."""
+
+
 class ModelUnavailableError(AssetwatchError):
     """No model could be loaded for a profile from any source in the fallback chain."""
 

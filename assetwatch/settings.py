@@ -158,6 +158,14 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the worker and the CLI."""
+    scoring_start_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds a new scoring helper may take to start (load its models) before it is given up."""
+    scoring_helper_attempts: int = Field(default=3, ge=1)
+    """Helper starts or batches that fail in a row before the worker exits non-zero."""
+    scoring_restart_backoff_s: float = Field(default=1.0, ge=0)
+    """Wait before the first respawn of a failed helper; doubles with each failure (max 30 s)."""
+    health_stall_s: float = Field(default=60.0, gt=0)
+    """/health is 503 after this long with lag but no batch done, or since an agent crash."""
 
     # --- output wire format ---------------------------------------------------------------
     output_format: Literal["avro", "json"] = "avro"

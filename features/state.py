@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from assetwatch.errors import SerializationError
@@ -10,9 +13,30 @@ from assetwatch.features.baseline import Baseline
 from assetwatch.features.profiles import Profile
 from assetwatch.features.windows import BucketedWindow
 
-_FORMAT_VERSION = 2.0
+_FORMAT_VERSION = 3.0
 """Bump when the layout of :meth:`AssetState.to_bytes` changes."""
+_NO_RECENT_EVENTS = 2.0
+"""The previous layout, without recent events; still read, so an upgrade keeps every state."""
 NO_TIME = -1
+RECENT_EVENTS = 16
+"""Event ids an asset's state remembers (the newest folded in), with their content's digest."""
+_DIGEST_BYTES = 6
+"""48-bit digests: exact in a float64, and a chance collision among 16 ids is ~2^-44."""
+
+
+def event_digest(event_id: str) -> float:
+    """An event id as a float64-exact 48-bit digest (the state keeps digests, not ids)."""
+    return float(int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=_DIGEST_BYTES)
+                                .digest()))
+
+
+def content_digest(ts_ms: int, values: Sequence[float]) -> float:
+    """What a reading contributes to the features (time and values), as a 48-bit digest.
+
+    An Avro and a JSON copy of one reading get the same digest: an exact re-send.
+    """
+    packed = struct.pack(f"<q{len(values)}d", ts_ms, *values)
+    return float(int.from_bytes(hashlib.blake2b(packed, digest_size=_DIGEST_BYTES).digest()))
 
 
 @dataclass(slots=True)
@@ -29,6 +53,8 @@ class AssetState:
     applied_partition: int = -1
     applied_offset: int = -1
     """Source partition and offset of the newest reading folded in (replays are not refolded)."""
+    recent: list[tuple[float, float]] = field(default_factory=list)
+    """(event id digest, content digest) of the newest :data:`RECENT_EVENTS` folded in."""
 
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
@@ -37,12 +63,25 @@ class AssetState:
         return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows],
                    baseline=Baseline.empty(profile))
 
+    def seen(self, event: float) -> float | None:
+        """The content digest of event id digest ``event`` if the state remembers it."""
+        for known, content in self.recent:
+            if known == event:
+                return content
+        return None
+
+    def remember(self, event: float, content: float) -> None:
+        """Keep a folded event's id and content digests among the asset's recent ones."""
+        self.recent.append((event, content))
+        del self.recent[:-RECENT_EVENTS]
+
     def to_bytes(self) -> bytes:
         """The state as table bytes, versioned; :meth:`from_bytes` reads them back."""
         floats = [
             _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
             float(self.applied_partition), float(self.applied_offset),
             float(len(self.prev_values)), *self.prev_values,
+            float(len(self.recent)), *(digest for pair in self.recent for digest in pair),
         ]
         for window in self.windows:
             floats.extend(window.to_floats())
@@ -63,7 +102,7 @@ class AssetState:
 
     @classmethod
     def _read(cls, floats: array[float], profile: Profile) -> AssetState:
-        if floats[0] != _FORMAT_VERSION:
+        if floats[0] not in (_FORMAT_VERSION, _NO_RECENT_EVENTS):
             raise ValueError(f"state format {floats[0]} is not {_FORMAT_VERSION}")
         state = cls.empty(profile)
         state.watermark_ms, state.prev_ts_ms = int(floats[1]), int(floats[2])
@@ -73,9 +112,19 @@ class AssetState:
             raise ValueError(f"{n_prev} previous values for {len(profile.sensors)} sensors")
         state.prev_values = list(floats[6 : 6 + n_prev])
         pos = 6 + n_prev
+        if floats[0] == _FORMAT_VERSION:
+            pos = state._read_recent(floats, pos)
         for window in state.windows:
             pos = window.load_floats(floats, pos)
         pos = state.baseline.load_floats(floats, pos)
         if pos != len(floats):
             raise ValueError(f"{len(floats)} values where the layout holds {pos}")
         return state
+
+    def _read_recent(self, floats: array[float], pos: int) -> int:
+        n = int(floats[pos])
+        if not 0 <= n <= RECENT_EVENTS or pos + 1 + 2 * n > len(floats):
+            raise ValueError(f"{n} recent events where at most {RECENT_EVENTS} are kept")
+        pairs = floats[pos + 1 : pos + 1 + 2 * n]
+        self.recent = list(zip(pairs[::2], pairs[1::2], strict=True))
+        return pos + 1 + 2 * n

@@ -49,20 +49,30 @@ class _Asset:
     last_raise_ms: int | None = None
 
 
+MAX_TRACKED_ASSETS = 10_000
+"""Assets whose k-of-n state is kept; the least recently seen beyond it is forgotten, so
+one-off ids cannot grow a worker's memory without bound (a forgotten raised alert gets no
+RECOVERED; the asset starts afresh if it comes back)."""
+
+
 @dataclass
 class AssetAlertTracker:
-    """The k-of-n state of every asset seen; feed it predictions in event order per asset."""
+    """The k-of-n state of recent assets; feed it predictions in event order per asset."""
 
     config: AlertConfig
+    max_assets: int = MAX_TRACKED_ASSETS
     _assets: dict[str, _Asset] = field(default_factory=dict)
 
     def observe(self, asset: str, event_ms: int, anomaly: bool, failure_probability: float,
                 top_features: tuple[str, ...]) -> AssetTransition | None:
         """Fold one prediction into its asset's state; the transition it causes, if any."""
         config = self.config
-        state = self._assets.get(asset)
+        state = self._assets.pop(asset, None)  # re-inserted last: the dict is in LRU order
         if state is None:
-            state = self._assets[asset] = _Asset(deque(maxlen=config.n))
+            state = _Asset(deque(maxlen=config.n))
+            while len(self._assets) >= self.max_assets:
+                del self._assets[next(iter(self._assets))]
+        self._assets[asset] = state
         flagged = anomaly or failure_probability >= config.threshold
         state.recent.append((flagged, failure_probability, top_features))
         hits = [entry for entry in state.recent if entry[0]]

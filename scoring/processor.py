@@ -21,7 +21,7 @@ from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.features.baseline import Baseline, BaselineScores
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState
+from assetwatch.features.state import AssetState, content_digest, event_digest
 from assetwatch.features.validation import check_reading
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import MAGIC, codec
@@ -446,12 +446,15 @@ class BatchProcessor:
         ts = reading["timestamp"]
         if _holds(state, inbound):
             return None
+        event, content = event_digest(reading["event_id"]), content_digest(ts, values)
+        _refuse_known(state, event, content, reading["event_id"])
         if extractor.is_late(state, ts, self._grace_ms):
             raise InvalidReadingError(
                 "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
                 f"reading (grace {self._grace_ms} ms)",
             )
         features = extractor.fold(state, ts, values)
+        state.remember(event, content)
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
         return features
@@ -557,6 +560,22 @@ def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
 def _rows(scores: BatchScores, mask: np.ndarray) -> BatchScores:
     """The scores of the rows ``mask`` selects."""
     return BatchScores(**{f.name: getattr(scores, f.name)[mask] for f in fields(scores)})
+
+
+def _refuse_known(state: AssetState, event: float, content: float, event_id: str) -> None:
+    """Dead-letter an event id the asset's state remembers.
+
+    ``resent`` when the content is the same (an exact re-send, not folded twice),
+    ``duplicate_event`` when it differs.
+    """
+    known = state.seen(event)
+    if known is None:
+        return
+    if known == content:
+        raise InvalidReadingError("resent", f"event {loggable(event_id)} was already folded "
+                                  "in: an exact re-send")
+    raise InvalidReadingError("duplicate_event", f"event id {loggable(event_id)} was already "
+                              "used by another reading of this asset")
 
 
 def _holds(state: AssetState, inbound: Inbound) -> bool:

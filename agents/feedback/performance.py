@@ -152,6 +152,10 @@ class FeedbackView:
         """Seconds since the view was built, reported by /live."""
         return self._clock() - self._started
 
+    def failure(self) -> str | None:
+        """The service has no fatal state of its own: /live is 200 while it serves."""
+        return None
+
 
 class FeedbackCollector(Collector):
     """The feedback metrics, read from the view when Prometheus scrapes."""

@@ -23,6 +23,7 @@ from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
 from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.settings import ClientValue, Settings
@@ -66,6 +67,7 @@ class AssetwatchApp(faust.App):
 def create_app(
     settings: Settings, scorer: Scorer, metrics: Metrics, probe: FaustProbe | None = None,
     watcher: ModelWatcher | None = None, silence: SilenceWatch | None = None,
+    progress: AgentProgress | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     if not faust_version_verified():
@@ -109,7 +111,7 @@ def create_app(
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
         queue = channel_queue(stream)
-        await BatchPipeline(settings, scorer, states, metrics, silence).run(queue)
+        await BatchPipeline(settings, scorer, states, metrics, silence, progress).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from faust.types import EventT
 
 from assetwatch.agents.worker.metrics import Metrics
+from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.scoring.processor import BatchReport, Inbound
@@ -49,15 +50,24 @@ class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
-                 silence: SilenceWatch | None = None) -> None:
+                 silence: SilenceWatch | None = None,
+                 progress: AgentProgress | None = None) -> None:
         self._settings = settings
+        self._progress = progress or AgentProgress()
         self._scorer = scorer
         self._table = table
         self._metrics = metrics
         self._silence = silence
 
     async def run(self, queue: Any) -> None:
-        """Until the app stops (the queue raises StopAsyncIteration)."""
+        """Until the app stops; a crash is recorded for /health (Faust restarts the agent)."""
+        try:
+            await self._run(queue)
+        except Exception as exc:
+            self._progress.crashed(exc)
+            raise
+
+    async def _run(self, queue: Any) -> None:
         settings = self._settings
         while True:
             try:
@@ -70,6 +80,7 @@ class BatchPipeline:
             report = await self._score(events)
             await self._finish(events, report)
             self._metrics.record_batch(len(events), report, time.perf_counter() - started)
+            self._progress.batch_done()
             if self._silence is not None:
                 self._silence.seen(report.seen)
 

@@ -20,6 +20,7 @@ from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import make_scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.profiles import Profile, load_profiles
@@ -66,17 +67,20 @@ def run_worker(settings: Settings) -> None:
     ProcessCollector(registry=registry)
     probe = FaustProbe(settings.telemetry_topic)
     metrics = Metrics(registry, lag=probe)
-    server = MonitoringServer(settings.metrics_port, registry,
-                              Health(settings.profiles, metrics, probe), settings.http_host,
+    progress = AgentProgress()
+    health = Health(settings.profiles, metrics, probe, progress=progress,
+                    stall_s=settings.health_stall_s)
+    server = MonitoringServer(settings.metrics_port, registry, health, settings.http_host,
                               threads=settings.http_threads, timeout_s=settings.http_timeout_s)
     server.start()
     try:
-        _run(settings, metrics, probe)
+        _run(settings, metrics, probe, progress)
     finally:
         server.close()
 
 
-def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
+def _run(settings: Settings, metrics: Metrics, probe: FaustProbe,
+         progress: AgentProgress) -> None:
     ensure_topics(settings)
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
     alerts = OperatorAlerts(settings)
@@ -88,11 +92,11 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
         metrics.serve(model)
     for profile, _ in sorted(rejected):
         metrics.rejected(profile)
-    scorer = make_scorer(settings, profiles, models)
+    scorer = make_scorer(settings, profiles, models, progress)
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
-                         SilenceWatch(settings, metrics))
+                         SilenceWatch(settings, metrics), progress)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:

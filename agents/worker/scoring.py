@@ -13,6 +13,7 @@ message; slotted dataclasses cost 12 µs).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import multiprocessing
 import os
@@ -24,7 +25,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.outputs import OutputPublisher
-from assetwatch.errors import ScoringHelperError
+from assetwatch.agents.worker.progress import AgentProgress
+from assetwatch.errors import ScoringHelperError, ScoringHelperLostError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
@@ -132,7 +134,15 @@ class InlineScorer:
 
 
 class ProcessScorer:
-    """Processes batches in one helper process; a helper that dies is replaced once per batch.
+    """Processes batches in one helper process, replaced when it dies.
+
+    A replacement is spawned on a daemon thread (:func:`start_helper`) and awaited with
+    ``scoring_start_timeout_s``: the spawn writes the pickled settings and models into the
+    child's pipe, and that write blocks for good if the child dies before reading it all;
+    on the loop it stopped heartbeats, commits and /health. Failed starts and batches that
+    kill the helper are retried with back-off; after ``scoring_helper_attempts`` failures
+    in a row the worker fails loudly (:meth:`AgentProgress.fail`: /live down, exit status 3)
+    and :class:`ScoringHelperLostError` is raised.
 
     A batch retried on a new helper may publish some outputs twice (at-least-once), never
     none.
@@ -140,29 +150,73 @@ class ProcessScorer:
 
     def __init__(
         self, settings: Settings, profiles: Mapping[str, Profile],
-        models: Mapping[str, ScoringModel],
+        models: Mapping[str, ScoringModel], progress: AgentProgress | None = None,
     ) -> None:
         self._served = Served(dict(models))
         self._args = (settings, dict(profiles), self._served)
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the worker already runs Kafka client threads.
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_helper, initargs=self._args)
-        pool.submit(os.getpid)  # start the helper (and load its models) now, not on batch one
-        return pool
+        self._progress = progress
+        self._timeout_s = settings.scoring_start_timeout_s
+        self._attempts = settings.scoring_helper_attempts
+        self._backoff_s = settings.scoring_restart_backoff_s
+        self._failures = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._starting: Starting | None = start_helper(self._args)  # models load from now on
+        self._lock = asyncio.Lock()
+        self.helper_pid: int | None = None
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
         """Score ``batch`` in the helper; a helper that died is replaced and the batch retried."""
         states = {key: load_state(key) for key in {m.key for m in batch} if key is not None}
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, _process_in_helper, batch, states)
-        except BrokenProcessPool:
-            log.error("the scoring helper died: starting a new one and retrying the batch")
-            self._pool = self._new_pool()
-            return await loop.run_in_executor(self._pool, _process_in_helper, batch, states)
+        while True:
+            pool = await self._helper()
+            try:
+                report = await loop.run_in_executor(pool, _process_in_helper, batch, states)
+            except BrokenProcessPool:
+                self._lost(pool, "the scoring helper died during a batch")
+                continue
+            self._failures = 0
+            return report
+
+    async def _helper(self) -> ProcessPoolExecutor:
+        """The running helper, or a new one (raises :class:`ScoringHelperLostError`)."""
+        async with self._lock:
+            while self._pool is None:
+                await self._start_one()
+            return self._pool
+
+    async def _start_one(self) -> None:
+        if self._starting is None:
+            delay = min(self._backoff_s * 2 ** (self._failures - 1), MAX_BACKOFF_S)
+            await asyncio.sleep(delay)  # back-off before a respawn, not a synchronisation
+            self._starting = start_helper(self._args)
+        starting, self._starting = self._starting, None
+        wrapped = asyncio.wrap_future(starting)
+        done, _ = await asyncio.wait({wrapped}, timeout=self._timeout_s)
+        if not done:
+            starting.add_done_callback(_shut_late_pool)
+            self._failed(f"the new scoring helper did not start within {self._timeout_s}s")
+        elif wrapped.exception() is not None:
+            self._failed(f"the new scoring helper failed to start: {wrapped.exception()!r}")
+        else:
+            self._pool, self.helper_pid = wrapped.result()
+            log.info("scoring helper %d started", self.helper_pid)
+
+    def _lost(self, pool: ProcessPoolExecutor, why: str) -> None:
+        if self._pool is pool:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._failed(why)
+
+    def _failed(self, why: str) -> None:
+        self._failures += 1
+        if self._failures >= self._attempts:
+            lost = ScoringHelperLostError(f"{why}; {self._failures} failures in a row")
+            if self._progress is not None:
+                self._progress.fail(f"scoring helper lost: {lost}")  # exits the worker
+            raise lost
+        log.error("%s: starting a new one (failure %d of %d)", why, self._failures,
+                  self._attempts)
 
     async def swap(self, model: ScoringModel) -> None:
         """Serve ``model`` for its profile from the next batch on.
@@ -178,20 +232,62 @@ class ProcessScorer:
 
     async def _put(self, profile: str, model: ScoringModel | None, shadow: bool) -> None:
         self._served.put(profile, model, shadow)  # what a replacement helper starts with
-        await asyncio.get_running_loop().run_in_executor(
-            self._pool, _put_in_helper, profile, model, shadow)
+        pool = await self._helper()  # a start under way may have pickled the old models
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                pool, _put_in_helper, profile, model, shadow)
+        except BrokenProcessPool:
+            self._lost(pool, "the scoring helper died during a model swap")
 
     def close(self) -> None:
         """Stop the helper, waiting for it to exit."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._starting is not None:
+            self._starting.add_done_callback(_shut_late_pool)
+
+
+MAX_BACKOFF_S = 30.0
+
+Starting = concurrent.futures.Future[tuple[ProcessPoolExecutor, int]]
+"""A helper being started: its pool and process id once it answered."""
+
+
+def start_helper(args: tuple[Settings, dict[str, Profile], Served]) -> Starting:
+    """Start a helper on a daemon thread; the future has its pool and pid once it answers.
+
+    A daemon thread, not the loop's executor: a spawn stuck on a dead child's pipe never
+    returns, and an executor thread would hold up the interpreter's exit.
+    """
+    starting: Starting = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            # spawn, not fork: the worker already runs Kafka client threads.
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_start_helper, initargs=args)
+            starting.set_result((pool, pool.submit(os.getpid).result()))
+        except BaseException as exc:  # handed to the awaiting loop as data
+            starting.set_exception(exc)
+
+    threading.Thread(target=run, name="scoring-spawn", daemon=True).start()
+    return starting
+
+
+def _shut_late_pool(starting: Starting) -> None:
+    """A helper that answered after it was given up on is shut down, not leaked."""
+    if not starting.cancelled() and starting.exception() is None:
+        starting.result()[0].shutdown(wait=False, cancel_futures=True)
 
 
 Scorer = InlineScorer | ProcessScorer
 
 
 def make_scorer(
-    settings: Settings, profiles: Mapping[str, Profile], models: Mapping[str, ScoringModel]
+    settings: Settings, profiles: Mapping[str, Profile], models: Mapping[str, ScoringModel],
+    progress: AgentProgress | None = None,
 ) -> Scorer:
     """The scorer the settings ask for."""
-    kind = ProcessScorer if settings.scoring_process else InlineScorer
-    return kind(settings, profiles, models)
+    if settings.scoring_process:
+        return ProcessScorer(settings, profiles, models, progress)
+    return InlineScorer(settings, profiles, models)

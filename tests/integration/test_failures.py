@@ -189,10 +189,18 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
 
 
 def _children(pid: int) -> list[int]:
+    """Child processes of every thread of ``pid`` (the scoring helper starts on a thread)."""
+    children = []
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
+    for task in tasks:
+        try:
+            children.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return children
 
 
 def _rss_bytes(pid: int) -> int:

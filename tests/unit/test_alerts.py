@@ -41,6 +41,18 @@ def test_k_of_n_table(steps: list[Step]) -> None:
     assert got == [expected for _, _, expected in steps]
 
 
+def test_the_tracker_keeps_at_most_max_assets_and_forgets_the_least_recent() -> None:
+    tracker = AssetAlertTracker(AlertConfig(k=2, n=3, threshold=0.5, cooldown_s=0),
+                                max_assets=100)
+    assert tracker.observe("kept", 0, True, 0.9, ()) is None  # one hit of two
+    for i in range(10_000):
+        tracker.observe(f"one-off-{i}", i, False, 0.1, ())
+        if i % 50 == 0:
+            tracker.observe("kept", i, False, 0.1, ())  # seen now and then: stays
+    assert len(tracker._assets) == 100
+    assert "kept" in tracker._assets and "one-off-0" not in tracker._assets
+
+
 def test_a_raise_after_the_cool_down_and_its_details() -> None:
     tracker = AssetAlertTracker(AlertConfig(k=2, n=3, threshold=0.5, cooldown_s=10))
     assert tracker.observe("a", 0, False, 0.9, ("x", "y")) is None

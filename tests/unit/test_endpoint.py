@@ -26,6 +26,9 @@ class _Health:
     def uptime_s(self) -> float:
         return 1.0
 
+    def failure(self) -> str | None:
+        return None
+
 
 def _until(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s

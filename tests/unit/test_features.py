@@ -359,6 +359,7 @@ UNREADABLE_STATES = {
     "empty": lambda good: b"",
     "not a whole number of doubles": lambda good: good[:-3],
     "wrong format version": lambda good: b"\x00" * 8 + good[8:],
+    "more recent events than kept": lambda good: _patch(good, 6 + 4, 17.0),
     # Loads today with a short last bucket; the next reading in it raises IndexError.
     "one double short": lambda good: good[:-8],
     "first half": lambda good: good[: len(good) // 16 * 8],
@@ -367,8 +368,8 @@ UNREADABLE_STATES = {
     "more previous values than sensors": lambda good: _patch(good, 5, 5.0),
     "previous-value count is infinite": lambda good: _patch(good, 5, float("inf")),
     "previous-value count is nan": lambda good: _patch(good, 5, float("nan")),
-    "first window claims a million buckets": lambda good: _patch(good, 6 + 4 + 1 + 16, 1e6),
-    "first window has a negative bucket count": lambda good: _patch(good, 6 + 4 + 1 + 16, -1.0),
+    "first window claims a million buckets": lambda good: _patch(good, 6 + 4 + 1 + 1 + 16, 1e6),
+    "first window has a negative bucket count": lambda good: _patch(good, 6 + 4 + 1 + 1 + 16, -1.0),
 }
 
 
@@ -380,12 +381,17 @@ def _patch(state: bytes, index: int, value: float) -> bytes:
 
 
 def test_patched_state_offsets_point_where_the_tests_think(cnc: Profile) -> None:
-    """Index 5 is the previous-value count; after 4 values and 1 + 4 * 4 totals, a bucket count."""
+    """Index 5 is the previous-value count.
+
+    After 4 values, the recent-event count (0 here), then after 1 + 4 * 4 totals, a bucket
+    count.
+    """
     floats = np.frombuffer(_state_bytes(cnc), dtype=np.float64)
 
     assert floats[5] == len(cnc.sensors)
+    assert floats[6 + 4] == 0
     first_window = cnc.windows[0]
-    assert 1 <= floats[6 + 4 + 1 + 16] <= first_window.n_buckets
+    assert 1 <= floats[6 + 4 + 1 + 1 + 16] <= first_window.n_buckets
 
 
 @pytest.mark.parametrize("corrupt", UNREADABLE_STATES.values(), ids=UNREADABLE_STATES.keys())

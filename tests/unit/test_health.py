@@ -16,6 +16,7 @@ from assetwatch.agents.endpoint import MonitoringServer
 from assetwatch.agents.worker.health import Health, unready_reasons
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.progress import EXIT_SCORING_LOST, AgentProgress
 from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import ConfigError
 from assetwatch.models.bundle import ScoringModel
@@ -141,3 +142,81 @@ def test_a_taken_port_is_a_config_error(endpoint: str, metrics: Metrics) -> None
     health = Health(["cnc"], metrics, FakeStream(READY))
     with pytest.raises(ConfigError, match=str(port)):
         MonitoringServer(port, metrics.registry, health, host="127.0.0.1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _progress_health(metrics: Metrics, stream: FakeStream) -> tuple[Health, AgentProgress, Clock]:
+    clock = Clock()
+    progress = AgentProgress(clock=clock, exit=lambda code: None)
+    return Health(["cnc"], metrics, stream, clock=clock, progress=progress, stall_s=60), \
+        progress, clock
+
+
+def test_lag_without_completed_batches_for_longer_than_the_bound_is_not_ready(
+    metrics: Metrics,
+) -> None:
+    stream = FakeStream(READY)
+    health, progress, clock = _progress_health(metrics, stream)
+    progress.batch_done()
+    assert health.check()[0]  # lag 3, a batch just done
+    clock.now += 59
+    assert health.check()[0]
+    clock.now += 2
+    ready, document = health.check()
+    assert not ready
+    assert document["reasons"] == ["no batch completed for 61 s while lag is 3"]
+    progress.batch_done()
+    assert health.check()[0]
+
+
+def test_an_idle_worker_that_just_got_readings_is_not_stalled(metrics: Metrics) -> None:
+    stream = FakeStream(StreamStatus("connected", partitions=(0,), lag={0: 0}))
+    health, progress, clock = _progress_health(metrics, stream)
+    progress.batch_done()
+    clock.now += 3600  # idle for an hour, no lag
+    assert health.check()[0]
+    stream.current = READY  # readings arrive
+    assert health.check()[0]
+    clock.now += 61  # ... and no batch completes
+    assert health.check()[1]["reasons"] == ["no batch completed for 61 s while lag is 3"]
+
+
+def test_a_crashing_agent_is_not_ready_until_the_bound_passes(metrics: Metrics) -> None:
+    health, progress, clock = _progress_health(metrics, FakeStream(READY))
+    progress.crashed(ValueError("bad\nline"))
+    progress.crashed(ValueError("bad\nline"))
+    clock.now += 5
+    ready, document = health.check()
+    assert not ready
+    assert document["reasons"] == [
+        "agent crashed 2 times, last 5 s ago (ValueError: bad\\x0aline)"]
+    progress.batch_done()
+    clock.now += 60
+    assert health.check()[0]
+
+
+def test_a_failed_worker_is_neither_ready_nor_live(
+    metrics: Metrics, stream: FakeStream
+) -> None:
+    exits: list[int] = []
+    progress = AgentProgress(exit=exits.append)
+    health = Health(["cnc"], metrics, FakeStream(READY), progress=progress)
+    server = MonitoringServer(0, metrics.registry, health, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.start()}"
+    try:
+        assert _get(f"{url}/live")[0] == 200
+        progress.fail("scoring helper lost: gone")
+        status, _, body = _get(f"{url}/live")
+        assert (status, json.loads(body)["reason"]) == (503, "scoring helper lost: gone")
+        status, _, body = _get(f"{url}/health")
+        assert status == 503 and "scoring helper lost: gone" in json.loads(body)["reasons"]
+        assert exits == [EXIT_SCORING_LOST]
+    finally:
+        server.close()

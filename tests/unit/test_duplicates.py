@@ -1,0 +1,117 @@
+"""Duplicate event ids (issue 10, defect 9): remembered per asset, in the state's bytes.
+
+A reading whose event id its asset's state remembers is a dead letter: ``resent`` when its
+content (time and values) is the same, ``duplicate_event`` when it differs; neither is
+folded. A replay (same partition and offset) stays a silent skip.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.profiles import Profile
+from assetwatch.features.state import RECENT_EVENTS, AssetState, content_digest, event_digest
+from assetwatch.models.bundle import ScoringModel
+from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.settings import Settings
+
+TOPIC, PARTITION = "assetwatch.telemetry", 0
+
+
+@pytest.fixture
+def processor(make_settings: Callable[..., Settings], cnc: Profile, cnc_model: ScoringModel,
+              now_ms: int) -> BatchProcessor:
+    return BatchProcessor(make_settings(profiles=("cnc",)), {"cnc": cnc},
+                          {"cnc": cnc_model}.__getitem__, clock=lambda: now_ms / 1000)
+
+
+def _inbound(reading: dict[str, Any], offset: int, avro: bool = False) -> Inbound:
+    value = (codec("TelemetryReading").encode(reading) if avro
+             else json.dumps(reading).encode())
+    return Inbound(reading["asset_id"].encode(), value, TOPIC, PARTITION, offset)
+
+
+def _run(processor: BatchProcessor, batch: list[Inbound], store: dict[bytes, bytes]) -> Outcome:
+    outcome = processor.score(processor.prepare(batch, store.get))
+    store.update({asset: raw for asset, (_, raw) in outcome.states.items()})
+    return outcome
+
+
+def test_a_resend_and_a_reused_id_are_dead_letters_and_not_folded(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]]
+) -> None:
+    first = make_reading(event_id="e-1")
+    later = make_reading(event_id="e-2", timestamp=first["timestamp"] + 1000)
+    store: dict[bytes, bytes] = {}
+    _run(processor, [_inbound(first, 0), _inbound(later, 1)], store)
+    before = dict(store)
+
+    reused = {**make_reading(event_id="e-1", timestamp=first["timestamp"] + 2000)}
+    outcome = _run(processor, [_inbound(first, 2, avro=True),  # same reading, other encoding
+                               _inbound(reused, 3)], store)
+
+    assert outcome.predictions == []
+    assert outcome.dead_letter_reasons == ["resent", "duplicate_event"]
+    assert store == before  # neither was folded in
+
+
+def test_duplicates_within_one_batch_are_caught(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]]
+) -> None:
+    reading = make_reading(event_id="e-1")
+    outcome = _run(processor, [_inbound(reading, 0), _inbound(reading, 1)], {})
+    assert (len(outcome.predictions), outcome.dead_letter_reasons) == (1, ["resent"])
+
+
+def test_a_replay_by_offset_stays_a_silent_skip(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]]
+) -> None:
+    batch = [_inbound(make_reading(event_id="e-1"), 0)]
+    store: dict[bytes, bytes] = {}
+    _run(processor, batch, store)
+    prepared = processor.prepare(batch, store.get)
+    again = processor.score(prepared)
+    assert (again.predictions, again.dead_letter_reasons, prepared.replayed) == ([], [], 1)
+
+
+def test_the_same_id_on_another_asset_is_a_different_event(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]]
+) -> None:
+    batch = [_inbound(make_reading(event_id="e-1"), 0),
+             _inbound(make_reading(event_id="e-1", asset_id="cnc-002"), 1)]
+    assert len(_run(processor, batch, {}).predictions) == 2
+
+
+def test_the_state_remembers_the_newest_events_exactly_through_its_bytes(
+    cnc: Profile,
+) -> None:
+    state = FeatureExtractor(cnc).new_state()
+    for i in range(RECENT_EVENTS + 5):
+        state.remember(event_digest(f"e-{i}"), content_digest(i, [1.0, 2.0, 3.0, float(i)]))
+
+    again = AssetState.from_bytes(state.to_bytes(), cnc)
+
+    assert again.to_bytes() == state.to_bytes()
+    assert again.recent == state.recent and len(again.recent) == RECENT_EVENTS
+    assert again.seen(event_digest("e-4")) is None  # forgotten: the oldest five
+    assert again.seen(event_digest("e-5")) == content_digest(5, [1.0, 2.0, 3.0, 5.0])
+
+
+def test_a_state_of_the_previous_format_is_still_read(cnc: Profile) -> None:
+    """Format 2 had no recent events: an upgraded worker keeps every asset's windows."""
+    state = FeatureExtractor(cnc).new_state()
+    state.watermark_ms = 123
+    v3 = state.to_bytes()
+    floats = list(memoryview(v3).cast("d"))
+    v2 = floats[:6 + len(state.prev_values)] + floats[7 + len(state.prev_values):]
+    v2[0] = 2.0
+
+    old = AssetState.from_bytes(array.array("d", v2).tobytes(), cnc)
+    assert old.to_bytes() == v3 and old.recent == []
