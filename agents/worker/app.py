@@ -11,6 +11,7 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TransportT
 
+from assetwatch.agents.kafka.security import faust_credentials
 from assetwatch.agents.kafka.topics import STATE_TABLE
 from assetwatch.agents.worker.faust_internals import (
     VERIFIED_FAUST_VERSIONS,
@@ -69,9 +70,11 @@ def create_app(
                     "code was verified with (%s)", faust.__version__,
                     ", ".join(sorted(VERIFIED_FAUST_VERSIONS)))
     servers = settings.kafka_bootstrap_servers.split(",")
+    client_config = settings.kafka_client_config()
     app = AssetwatchApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in servers],
+        broker_credentials=faust_credentials(client_config),  # the same as every other client
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -83,7 +86,7 @@ def create_app(
         datadir=str(settings.data_dir / "faust"),
         Monitor=LeanMonitor,
     )
-    app.assetwatch_client_config = settings.kafka_client_config()
+    app.assetwatch_client_config = client_config
     app.assetwatch_compat = settings.broker_compat
 
     telemetry = app.topic(
