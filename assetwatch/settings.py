@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     """Requests an HTTP endpoint serves at once; as many more wait, beyond that are refused."""
     http_timeout_s: float = Field(default=10.0, gt=0)
     """An HTTP connection idle (or sending its request) this long is closed."""
+    advertised_url: str | None = None
+    """URL other workers reach this one's HTTP endpoint at; default http://<host>:<metrics port>."""
 
     # --- asset alerts --------------------------------------------------------------------
     alert_k: int = Field(default=3, ge=1)

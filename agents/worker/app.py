@@ -24,6 +24,7 @@ from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
 from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.settings import ClientValue, Settings
@@ -63,6 +64,7 @@ class AssetwatchApp(faust.App):
 def create_app(
     settings: Settings, scorer: Scorer, metrics: Metrics, probe: FaustProbe | None = None,
     watcher: ModelWatcher | None = None, silence: SilenceWatch | None = None,
+    queries: AssetQueries | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     if not faust_version_verified():
@@ -85,6 +87,8 @@ def create_app(
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
         Monitor=LeanMonitor,
+        # The URL the assignor tells the group: how the query API finds an asset's owner.
+        canonical_url=queries.url if queries is not None and queries.url else None,
     )
     app.assetwatch_client_config = client_config
     app.assetwatch_compat = settings.broker_compat
@@ -108,13 +112,20 @@ def create_app(
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
         queue = channel_queue(stream)
-        await BatchPipeline(settings, scorer, states, metrics, silence).run(queue)
+        index = queries.index if queries is not None else None
+        await BatchPipeline(settings, scorer, states, metrics, silence, index).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:
             probe.attach(app, asyncio.get_running_loop())
 
         app.task(attach_probe)
+
+    if queries is not None:
+        async def attach_queries() -> None:
+            queries.attach(app, asyncio.get_running_loop(), states, settings.telemetry_topic)
+
+        app.task(attach_queries)
 
     if silence is not None:
         async def watch_silence() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from assetwatch.agents.worker.asset_index import AssetIndex
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
@@ -49,8 +50,9 @@ class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
-                 silence: SilenceWatch | None = None) -> None:
+                 silence: SilenceWatch | None = None, index: AssetIndex | None = None) -> None:
         self._settings = settings
+        self._index = index
         self._scorer = scorer
         self._table = table
         self._metrics = metrics
@@ -72,6 +74,8 @@ class BatchPipeline:
             self._metrics.record_batch(len(events), report, time.perf_counter() - started)
             if self._silence is not None:
                 self._silence.seen(report.seen)
+            if self._index is not None:
+                self._index.record(report)
 
     async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
         batch = [

@@ -4,6 +4,7 @@ with the telemetry agent and the model watcher (hot swap)."""
 from __future__ import annotations
 
 import logging
+import socket
 from functools import partial
 
 import faust
@@ -17,6 +18,7 @@ from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.probe import FaustProbe
+from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import make_scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.profiles import Profile, load_profiles
@@ -60,19 +62,31 @@ def run_worker(settings: Settings) -> None:
     ProcessCollector(registry=registry)
     probe = FaustProbe(settings.telemetry_topic)
     metrics = Metrics(registry, lag=probe)
+    queries = AssetQueries(metrics, settings.model_alias)
     server = MonitoringServer(settings.metrics_port, registry,
                               Health(settings.profiles, metrics, probe), settings.http_host,
-                              threads=settings.http_threads, timeout_s=settings.http_timeout_s)
+                              queries.routes(), threads=settings.http_threads,
+                              timeout_s=settings.http_timeout_s, path_routes=queries.path_routes())
+    queries.advertise(advertised_url(settings, server.port))
     server.start()
     try:
-        _run(settings, metrics, probe)
+        _run(settings, metrics, probe, queries)
     finally:
         server.close()
 
 
-def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
+def advertised_url(settings: Settings, port: int) -> str:
+    """Where the other workers reach this one: the setting, else this host and port."""
+    if settings.advertised_url:
+        return settings.advertised_url
+    wildcard = settings.http_host in ("0.0.0.0", "::", "")
+    return f"http://{socket.gethostname() if wildcard else settings.http_host}:{port}"
+
+
+def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, queries: AssetQueries) -> None:
     ensure_topics(settings)
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
+    queries.use_profiles(profiles)
     alerts = OperatorAlerts(settings)
     served = load_models(settings, profiles, alerts)
     models = {name: s.model for name, s in served.items()}
@@ -86,7 +100,7 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe) -> None:
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
-                         SilenceWatch(settings, metrics))
+                         SilenceWatch(settings, metrics), queries)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:
