@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -74,3 +75,7 @@ def test_every_asset_is_answered_by_either_worker_of_the_group(
     status, models = _get(f"{bases[1]}/models")
     assert status == 200 and [m["profile"] for m in models["models"]] == ["cnc"]
     assert _get(f"{bases[0]}/assets/no-such-asset")[0] == 404
+    for worker in workers:  # both loaded their model from MLflow: no progress bar, no warning
+        log = worker.log_text()
+        assert "serving assetwatch-cnc" in log
+        assert not re.search(r"it/s\]|Downloading artifacts|Warning:", log), log[-3000:]
