@@ -343,7 +343,8 @@ class BatchProcessor:
         recent.append(encoded)
         if len(recent) > RECENT_PREDICTIONS:
             del recent[0]
-        out.latest[record["asset_id"]] = (model.bundle.feature_names, features[i])
+        # a copy: a view would keep the whole batch's feature matrix alive in the index
+        out.latest[record["asset_id"]] = (model.bundle.feature_names, features[i].copy())
         if not calibrating:
             alert = self._asset_alerts.observe(record, model, record["top_features"])
             if alert is not None:
