@@ -33,6 +33,9 @@ JSON = "application/json"
 Route = Callable[[], tuple[int, dict[str, Any]]]
 """A JSON path: returns (HTTP status, body)."""
 
+PathRoute = Callable[[str], tuple[int, dict[str, Any]]]
+"""A JSON path prefix (``/assets/``): called with the whole request path, query included."""
+
 
 class HealthSource(Protocol):
     """Answers /health and /live; the worker and the feedback service each have one."""
@@ -53,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
     health: HealthSource
     routes: Mapping[str, Route]
+    path_routes: Mapping[str, PathRoute]
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -66,9 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._live()
             elif path in self.routes:
                 self._json(*self.routes[path]())
+            elif prefix := next((p for p in self.path_routes if path.startswith(p)), None):
+                self._json(*self.path_routes[prefix](self.path))
             else:
                 self._json(404, {"error": f"no such path: {path[:200]}",
-                                 "paths": ["/metrics", "/health", "/live", *self.routes]})
+                                 "paths": ["/metrics", "/health", "/live", *self.routes,
+                                           *(f"{p}{{id}}" for p in self.path_routes)]})
         except HUNG_UP:
             log.debug("GET %s: the client hung up", loggable(path))
         except Exception as exc:  # a broken probe answers 500, it must not kill the server
@@ -152,10 +159,12 @@ class MonitoringServer:
 
     def __init__(self, port: int, registry: CollectorRegistry, health: HealthSource,
                  host: str = "127.0.0.1", routes: Mapping[str, Route] | None = None,
-                 threads: int = 8, timeout_s: float = 10.0) -> None:
+                 threads: int = 8, timeout_s: float = 10.0,
+                 path_routes: Mapping[str, PathRoute] | None = None) -> None:
         self._routes = dict(routes or {})
         handler = type("Handler", (_Handler,), {"registry": registry, "health": health,
-                                                "routes": self._routes, "timeout": timeout_s})
+                                                "routes": self._routes, "timeout": timeout_s,
+                                                "path_routes": dict(path_routes or {})})
         try:
             self._server = BoundedHTTPServer((host, port), handler, threads)
         except (OSError, socket.gaierror) as exc:

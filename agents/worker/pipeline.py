@@ -16,6 +16,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from assetwatch.agents.worker.asset_index import AssetIndex
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
@@ -51,9 +52,11 @@ class BatchPipeline:
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
                  silence: SilenceWatch | None = None,
-                 progress: AgentProgress | None = None) -> None:
+                 progress: AgentProgress | None = None,
+                 index: AssetIndex | None = None) -> None:
         self._settings = settings
         self._progress = progress or AgentProgress()
+        self._index = index
         self._scorer = scorer
         self._table = table
         self._metrics = metrics
@@ -83,6 +86,8 @@ class BatchPipeline:
             self._progress.batch_done()
             if self._silence is not None:
                 self._silence.seen(report.seen)
+            if self._index is not None:
+                self._index.record(report)
 
     async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
         batch = [

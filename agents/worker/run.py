@@ -7,6 +7,7 @@ and the model watcher (hot swap).
 from __future__ import annotations
 
 import logging
+import socket
 from functools import partial
 
 import faust
@@ -21,6 +22,7 @@ from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.progress import AgentProgress
+from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import make_scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.profiles import Profile, load_profiles
@@ -68,21 +70,33 @@ def run_worker(settings: Settings) -> None:
     probe = FaustProbe(settings.telemetry_topic)
     metrics = Metrics(registry, lag=probe)
     progress = AgentProgress()
+    queries = AssetQueries(metrics, settings.model_alias)
     health = Health(settings.profiles, metrics, probe, progress=progress,
                     stall_s=settings.health_stall_s)
     server = MonitoringServer(settings.metrics_port, registry, health, settings.http_host,
-                              threads=settings.http_threads, timeout_s=settings.http_timeout_s)
+                              queries.routes(), threads=settings.http_threads,
+                              timeout_s=settings.http_timeout_s, path_routes=queries.path_routes())
+    queries.advertise(advertised_url(settings, server.port))
     server.start()
     try:
-        _run(settings, metrics, probe, progress)
+        _run(settings, metrics, probe, progress, queries)
     finally:
         server.close()
 
 
-def _run(settings: Settings, metrics: Metrics, probe: FaustProbe,
-         progress: AgentProgress) -> None:
+def advertised_url(settings: Settings, port: int) -> str:
+    """Where the other workers reach this one: the setting, else this host and port."""
+    if settings.advertised_url:
+        return settings.advertised_url
+    wildcard = settings.http_host in ("0.0.0.0", "::", "")
+    return f"http://{socket.gethostname() if wildcard else settings.http_host}:{port}"
+
+
+def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, progress: AgentProgress,
+         queries: AssetQueries) -> None:
     ensure_topics(settings)
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
+    queries.use_profiles(profiles)
     alerts = OperatorAlerts(settings)
     served = load_models(settings, profiles, alerts)
     models = {name: s.model for name, s in served.items()}
@@ -96,7 +110,7 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe,
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
-                         SilenceWatch(settings, metrics), progress)
+                         SilenceWatch(settings, metrics), progress, queries)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
         worker.execute_from_commandline()
     finally:

@@ -642,3 +642,22 @@ def test_a_batch_whose_every_score_is_non_finite_publishes_nothing(
 
     assert (outcome.predictions, outcome.dead_letter_reasons) == ([], ["scoring_failed"])
     assert len(outcome.failure_probabilities) == 0
+
+
+def test_the_report_carries_each_assets_newest_predictions_and_feature_row(
+    make_processor: Callable[..., BatchProcessor], make_reading: Callable[..., Reading],
+    now_ms: int,
+) -> None:
+    from assetwatch.scoring.processor import RECENT_PREDICTIONS
+
+    readings = [make_reading(asset_id=f"cnc-00{i % 2}", event_id=f"e-{i}",
+                             timestamp=now_ms - 60_000 + 100 * i) for i in range(25)]
+    outcome = _run(make_processor(), _batch([(r["asset_id"].encode(), _avro(r))
+                                             for r in readings]))
+    report = outcome.report(now_ms / 1000)
+
+    assert set(report.recent) == set(report.latest) == {"cnc-000", "cnc-001"}
+    newest = [codec("Prediction").decode(raw)["event_id"] for raw in report.recent["cnc-001"]]
+    assert newest == [f"e-{i}" for i in range(5, 25, 2)][-RECENT_PREDICTIONS:]
+    names, row = report.latest["cnc-000"]
+    assert len(names) == row.shape[0] > 10 and row.base is None  # an own copy, not a view

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,19 @@ def test_promote_without_a_challenger_says_so(
     register(config, cnc_training)
     with pytest.raises(ModelUnavailableError, match="no @challenger"):
         promote(config, "cnc")
+
+
+def test_quiet_mlflow_drops_mlflow_warnings_and_progress_bars_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from assetwatch.models.registry import quiet_mlflow
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_mlflow()
+        for module in ("mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "assetwatch.x"):
+            warnings.warn_explicit("noise", UserWarning, "f.py", 1, module=module)
+    assert [w.filename for w in caught] == ["f.py"]  # only assetwatch's own warning is kept
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
