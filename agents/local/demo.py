@@ -36,7 +36,7 @@ from assetwatch.settings import Settings
 
 DRAIN_TIMEOUT_S = 30.0
 WORKER_STOP_S = 15.0
-DEMO_TRAINING = {"train_assets": 6, "train_hours": 1.5, "train_trees": 15}
+DEMO_TRAINING = {"train_assets": 6, "train_hours": 1.5, "train_trees": 25}
 """The demo's first-run baseline: trained in seconds, not minutes; `assetwatch train` and the
 worker's own bootstrap keep the full defaults. Settings given explicitly win."""
 

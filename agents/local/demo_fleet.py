@@ -1,8 +1,8 @@
 """The demo's simulated fleet: CNC machines plus a few pumps, one publishing thread per profile.
 
 Each asset calibrates its baseline on its first readings and nothing is judged meanwhile, so
-the fleet starts ``history_s`` in the past and publishes that calibration history at full
-speed (same seeded simulator, so the live part simply continues it); degradations start only
+the fleet starts ``history_s`` in the past (calibration and the longest window) and publishes
+that history at full speed (same seeded simulator, so the live part simply continues it); degradations start only
 when the live part does. The fleet also remembers what it sent, for the dashboard's sensor
 charts, and which assets it is degrading, so a viewer can tell hits from false alarms.
 """
@@ -37,9 +37,15 @@ class FleetOptions:
     """Publish each asset's calibration history at full speed before going live."""
 
 
-def calibration_s(profiles: dict[str, Profile]) -> float:
-    """Event-time seconds until every asset of these profiles has calibrated."""
-    return max(p.baseline.calibration_readings * p.reading_interval_s for p in profiles.values())
+def warmup_s(profiles: dict[str, Profile]) -> float:
+    """Event-time seconds until every asset has calibrated *and* filled its longest window.
+
+    Calibration (cnc: 900 readings) ends before the 30-minute window is full, and rows with a
+    half-filled window drift from the training reference: backfilling both keeps the live
+    part free of that false drift alarm (tests/integration/test_demo_drift.py).
+    """
+    return max(max(p.baseline.calibration_readings * p.reading_interval_s,
+                   *(w.length_s for w in p.windows)) for p in profiles.values())
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Fleet:
                  stop: threading.Event) -> None:
         now_s = time.time()
         self.live_from_ms = int(now_s * 1000)
-        self.history_s = calibration_s(profiles) if options.backfill else 0.0
+        self.history_s = warmup_s(profiles) if options.backfill else 0.0
         self.stop = stop
         self.errors: list[Exception] = []
         self.sensor_names = {name: p.sensor_names for name, p in profiles.items()}
