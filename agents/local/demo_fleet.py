@@ -2,9 +2,10 @@
 
 Each asset calibrates its baseline on its first readings and nothing is judged meanwhile, so
 the fleet starts ``history_s`` in the past (calibration and the longest window) and publishes
-that history at full speed (same seeded simulator, so the live part simply continues it); degradations start only
-when the live part does. The fleet also remembers what it sent, for the dashboard's sensor
-charts, and which assets it is degrading, so a viewer can tell hits from false alarms.
+that history at full speed (same seeded simulator, so the live part simply continues it);
+degradations start only when the live part does. The fleet also remembers what it sent, for
+the dashboard's sensor charts, and which assets it is degrading, so a viewer can tell hits
+from false alarms.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ LIVE_S = 600
 FLEET = {"cnc": 20, "pump": 2}
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known false alarm: output:failure_probability of a healthy fleet diverges ~0.37-0.40 "
+    "from a training reference that includes degrading assets; flips to a pass once fixed"))
 def test_a_healthy_demo_fleet_raises_no_drift_alert_in_its_first_ten_minutes(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],
