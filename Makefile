@@ -1,34 +1,63 @@
 # Two commands on a fresh machine with python3, pip and make:
-#   make demo   - embedded broker + MLflow registry + baseline model + worker + simulator + live view
-#   make test   - the whole test suite (unit + integration on a real broker and registry)
+#   make demo   - embedded broker + MLflow registry + baseline model + worker + simulator + dashboard
+#   make test   - the whole test suite (unit tests first, then integration on a real broker and registry)
+# Recipes are silent (@), so `make demo ARGS=... | jq` sees only the demo's JSON summary.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
+VENDOR := agents/local/dashboard_static/vendor
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install install-dev demo test lint bench vendor vendor-check clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# What the demo needs: the package and its runtime dependencies, no test tools.
+$(RUNTIME_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing assetwatch into $(VENV) (runtime dependencies only)..." >&2
+	@$(PIP) -e . >&2
+	@touch $@
 
-install: $(STAMP)
+# Tests and linters on top.
+$(DEV_STAMP): $(RUNTIME_STAMP) pyproject.toml
+	@echo "installing the dev extras (pytest, mypy, ruff, ...)..." >&2
+	@$(PIP) -e '.[dev]' >&2
+	@touch $@
 
-demo: $(STAMP)
-	$(BIN)/assetwatch demo $(ARGS)
+install: $(RUNTIME_STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+install-dev: $(DEV_STAMP)
 
-lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+demo: $(RUNTIME_STAMP)
+	@$(BIN)/assetwatch demo $(ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python scripts/benchmark.py $(ARGS)
+test: $(DEV_STAMP)
+	@$(BIN)/python -m pytest tests/unit
+	@$(BIN)/python -m pytest tests/integration
+
+lint: $(DEV_STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+
+bench: $(DEV_STAMP)
+	@$(BIN)/python scripts/benchmark.py $(ARGS)
+
+# The dashboard's chart library is committed under $(VENDOR) (the demo needs no npm);
+# `make vendor` refreshes it from npm at the version web/package-lock.json pins, and
+# `make vendor-check` (CI) proves the committed copy is that package's file, byte for byte.
+vendor:
+	@cd web && npm ci --no-audit --no-fund --silent
+	@cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	@cp web/node_modules/uplot/LICENSE $(VENDOR)/uPlot.LICENSE
+
+vendor-check:
+	@cd web && npm ci --no-audit --no-fund --silent
+	@cmp web/node_modules/uplot/dist/uPlot.iife.min.js $(VENDOR)/uPlot.iife.min.js
+	@cmp web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
+	@cmp web/node_modules/uplot/LICENSE $(VENDOR)/uPlot.LICENSE
+	@echo "vendored uPlot matches npm's uplot@$$(node -p 'require("./web/node_modules/uplot/package.json").version')"
 
 clean:
-	rm -rf $(VENV) .assetwatch .pytest_cache .mypy_cache .ruff_cache
+	@rm -rf $(VENV) .assetwatch .pytest_cache .mypy_cache .ruff_cache web/node_modules test-artifacts

@@ -22,11 +22,12 @@ log = logging.getLogger("assetwatch")
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from assetwatch.agents.local.demo import DemoOptions, run_demo
+    from assetwatch.agents.local.demo_fleet import FleetOptions
 
-    options = DemoOptions(
-        duration_s=args.duration, headless=args.headless, assets=args.assets,
-        failing=args.failing, ramp_s=args.ramp_seconds, failure_rate_per_hour=args.failure_rate,
-    )
+    fleet = FleetOptions(assets=args.assets, failing=args.failing, ramp_s=args.ramp_seconds,
+                         failure_rate_per_hour=args.failure_rate, backfill=args.backfill)
+    options = DemoOptions(duration_s=args.duration, headless=args.headless, fleet=fleet,
+                          dashboard_port=None if args.no_dashboard else args.dashboard_port)
     summary = run_demo(settings, options)
     print(json.dumps(summary), flush=True)
     return 0 if summary["lost"] == 0 else 1
@@ -263,11 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="broker + registry + model + worker + simulator + view")
     demo.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     demo.add_argument("--headless", action="store_true", help="no live view; print a summary")
-    demo.add_argument("--assets", type=int, default=200, help="simulated CNC assets (1 Hz each)")
+    demo.add_argument("--assets", type=int, default=50, help="simulated CNC assets (1 Hz each)")
     demo.add_argument("--failing", type=int, default=2, help="assets degrading to failure")
     demo.add_argument("--ramp-seconds", type=float, default=60.0, help="length of a degradation")
     demo.add_argument("--failure-rate", type=float, default=0.3,
                       help="degradations starting per asset-hour across the fleet")
+    demo.add_argument("--dashboard-port", type=int, default=8765,
+                      help="loopback port of the web dashboard (0: a free one)")
+    demo.add_argument("--no-dashboard", action="store_true", help="no web dashboard")
+    demo.add_argument("--backfill", action=argparse.BooleanOptionalAction, default=True,
+                      help="send each asset's calibration history at full speed first")
     demo.set_defaults(run=_cmd_demo)
 
     broker = verbs.add_parser("broker", help="run the embedded tansu broker and create topics")

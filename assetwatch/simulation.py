@@ -49,7 +49,8 @@ class TelemetrySimulator:
     failing: Iterable[int] = ()
     """Indices of assets that degrade from ``failing_from_s`` on (failure injection)."""
     failing_from_s: float = 0.0
-    """When the failing assets start degrading: after their baselines calibrate, say."""
+    """When the failing assets start degrading, and before which no healthy asset starts to:
+    after their baselines calibrate, say (a degradation seen in calibration is learnt as normal)."""
     failure_rate_per_hour: float = 0.0
     """Expected spontaneous degradation starts per healthy asset-hour (a Poisson rate, >= 0)."""
     ramp_s: float = 1200.0
@@ -70,9 +71,9 @@ class TelemetrySimulator:
             _AssetTrack(f"{prefix}-{i:03d}", float(self._rng.uniform(0, 2 * math.pi)))
             for i in range(self.n_assets)
         ]
+        self._from_tick = int(self.failing_from_s / self.profile.reading_interval_s)
         for i in self.failing:
-            self._tracks[i].degrading_from = int(self.failing_from_s
-                                                 / self.profile.reading_interval_s)
+            self._tracks[i].degrading_from = self._from_tick
         sensors = self.profile.sensors
         self._baseline = np.array([s.baseline for s in sensors])
         self._noise = np.array([s.noise for s in sensors])
@@ -87,6 +88,18 @@ class TelemetrySimulator:
         """The simulated assets' ids, in track order."""
         return [t.asset_id for t in self._tracks]
 
+    def degrading(self) -> dict[str, float]:
+        """Assets degrading at the current tick, with how far along their ramp (0..1).
+
+        What a viewer needs to tell a hit from a false alarm.
+        """
+        out = {}
+        for track in self._tracks:
+            start = track.degrading_from
+            if start is not None and start <= self._tick:
+                out[track.asset_id] = min(1.0, (self._tick - start) / self._ramp_ticks)
+        return out
+
     def block(self, n_ticks: int) -> Block:
         """The next ``n_ticks`` ticks for every asset."""
         n_assets, k = len(self._tracks), len(self.profile.sensors)
@@ -99,7 +112,8 @@ class TelemetrySimulator:
             load = 0.15 * np.sin(2 * math.pi * seconds / LOAD_CYCLE_S + track.phase)
             progress = np.zeros(n_ticks)
             for j, tick in enumerate(ticks):
-                if track.degrading_from is None and self._rng.random() < start_p:
+                if (track.degrading_from is None and self._rng.random() < start_p
+                        and tick >= self._from_tick):
                     track.degrading_from = int(tick)
                 if track.degrading_from is not None and tick >= track.degrading_from:
                     ramp = (tick - track.degrading_from) / self._ramp_ticks

@@ -49,6 +49,7 @@ class DriftEvent:
     """RAISED or CLEARED."""
     divergence: float
     threshold: float
+    """The one this transition crossed: the raise threshold, or the clear one when CLEARED."""
     window_start_ms: int
     window_end_ms: int
     sample_count: int
@@ -129,8 +130,9 @@ class DriftMonitor:
                 state = "RAISED"
             else:
                 continue
-            events.append(DriftEvent(self.reference.names[j], state, value,
-                                     self.config.threshold, start_ms, end_ms, rows))
+            crossed = self.config.threshold if state == "RAISED" else self.config.clear_below
+            events.append(DriftEvent(self.reference.names[j], state, value, crossed,
+                                     start_ms, end_ms, rows))
         return events
 
 

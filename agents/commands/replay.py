@@ -1,9 +1,9 @@
 """Readings files (CSV, SKAB's format, Parquet) as TelemetryReading records, streamed.
 
 CSV may be separated by ``,``, ``;`` or tab. A file is read in chunks of
-:data:`CHUNK_ROWS` rows (pandas' C engine with the separator sniffed from the header; Parquet by record batch), so a replay's memory
-does not grow with the file. Each chunk goes through :mod:`assetwatch.features.readings`,
-the same reader training uses.
+:data:`CHUNK_ROWS` rows (pandas' C engine with the separator sniffed from the header;
+Parquet by record batch), so a replay's memory does not grow with the file. Each chunk
+goes through :mod:`assetwatch.features.readings`, the same reader training uses.
 """
 
 from __future__ import annotations

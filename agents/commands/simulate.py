@@ -35,6 +35,9 @@ class SimulationPlan:
     """Chance per asset-hour (Poisson rate) that a healthy asset starts degrading."""
     seed: int = 0
     asset_prefix: str | None = None
+    history_s: float = 0.0
+    """Paced runs only: start this many seconds in the past and publish that history at full
+    speed before going live (the demo backfills its assets' calibration this way)."""
 
 
 def _ticks(plan: SimulationPlan) -> int | None:
@@ -45,24 +48,34 @@ def _ticks(plan: SimulationPlan) -> int | None:
     return None
 
 
-def simulated_readings(
-    profile: Profile, plan: SimulationPlan, stop: threading.Event, now: Callable[[], float]
-) -> Iterator[dict[str, Any]]:
-    """Readings in tick order.
-
-    At a rate, event time runs ahead of the clock, so the run is placed in the past to end near
-    now (a known count or duration); paced runs are live.
-    """
-    interval_ms = int(profile.reading_interval_s * 1000)
+def plan_simulator(profile: Profile, plan: SimulationPlan, now_s: float) -> TelemetrySimulator:
+    """The plan's simulator, starting where its first reading belongs in event time."""
     ticks = _ticks(plan)
-    start_ms = int(now() * 1000)
+    start_ms = int(now_s * 1000)
     if plan.rate and ticks is not None:
-        start_ms -= ticks * interval_ms
-    sim = TelemetrySimulator(
+        start_ms -= ticks * int(profile.reading_interval_s * 1000)
+    elif plan.rate is None:
+        start_ms -= int(plan.history_s * 1000)
+    return TelemetrySimulator(
         profile, plan.assets, start_ms, seed=plan.seed, failing=range(plan.failing),
         failing_from_s=plan.failing_from_s, ramp_s=plan.ramp_s, asset_prefix=plan.asset_prefix,
         failure_rate_per_hour=plan.failure_rate_per_hour,
     )
+
+
+def simulated_readings(
+    profile: Profile, plan: SimulationPlan, stop: threading.Event, now: Callable[[], float],
+    sim: TelemetrySimulator | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Readings in tick order.
+
+    At a rate, event time runs ahead of the clock, so the run is placed in the past to end
+    near now (a known count or duration); paced runs are live, after their ``history_s`` at
+    full speed. ``sim``: one built by :func:`plan_simulator`.
+    """
+    ticks = _ticks(plan)
+    sim = sim or plan_simulator(profile, plan, now())
+    start_ms = sim.start_ms
     started = now()
     produced, tick = 0, 0
     while not stop.is_set() and (ticks is None or tick < ticks):

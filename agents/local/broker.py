@@ -110,6 +110,7 @@ class EmbeddedBroker:
     storage: str = MEMORY_STORAGE
     env: Mapping[str, str] = field(default_factory=dict)
     log_file: Path | None = None
+    new_session: bool = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -124,7 +125,7 @@ class EmbeddedBroker:
         """Start a stopped broker again: same port, storage and environment."""
         if self.process.poll() is None:
             raise BrokerError(f"tansu is still running on port {self.port}")
-        self.process = _spawn(self.port, self.storage, self.env, self.log_file)
+        self.process = _spawn(self.port, self.storage, self.env, self.log_file, self.new_session)
 
     def restart(self, kill: bool = False) -> None:
         """Stop (SIGKILL when ``kill``), wait for the exit, start again on the same port."""
@@ -139,7 +140,8 @@ class EmbeddedBroker:
 
 
 def _spawn(
-    port: int, storage: str, env: Mapping[str, str], log_file: Path | None
+    port: int, storage: str, env: Mapping[str, str], log_file: Path | None,
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Run tansu and return once it accepts connections."""
     url = f"tcp://127.0.0.1:{port}"
@@ -148,6 +150,7 @@ def _spawn(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
              url, "--storage-engine", storage, "--cluster-id", "assetwatch-embedded"],
             stdout=output, stderr=output, env={**os.environ, **env} if env else None,
+            start_new_session=new_session,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -170,11 +173,15 @@ def start_broker(
     log_file: Path | None = None,
     storage: str = MEMORY_STORAGE,
     env: Mapping[str, str] | None = None,
+    new_session: bool = False,
 ) -> EmbeddedBroker:
     """Start tansu on 127.0.0.1 and return once it accepts connections.
 
     ``env`` is added to this process's environment for tansu (S3 endpoint and keys).
+    ``new_session``: out of the terminal's process group, so Ctrl-C does not stop it before
+    the caller has drained what it needs from it.
     """
     port = port or free_port()
     env = dict(env or {})
-    return EmbeddedBroker(port, _spawn(port, storage, env, log_file), storage, env, log_file)
+    process = _spawn(port, storage, env, log_file, new_session)
+    return EmbeddedBroker(port, process, storage, env, log_file, new_session)

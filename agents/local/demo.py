@@ -1,181 +1,197 @@
-"""``assetwatch demo``: the whole system on embedded defaults, with a live terminal view.
+"""``assetwatch demo``: the whole system on embedded defaults, with a web dashboard.
 
-An embedded tansu broker, the local MLflow registry (trained baseline if none), one worker
-process, paced simulators (CNC fleet plus a few pumps, some degrading to failure) and a
-view of what comes out. With ``--duration`` it stops by itself; in every case it drains the
-outputs, stops everything and prints one JSON summary line.
+A terminal view stays for ``--headless`` runs and SSH.
+
+An embedded tansu broker, the local MLflow registry (a small baseline trained in seconds if
+none), one worker process, paced simulators (:mod:`agents.local.demo_fleet`) and views of
+what comes out. The broker and the worker run in sessions of their own, so the terminal's
+Ctrl-C reaches only this process: it stops the simulators, waits until every reading sent has
+its outcome (broker and worker still up), then stops the worker and the broker, in that order,
+and prints one JSON summary line on stdout. A second Ctrl-C skips the wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.consumer import RecordReader
-from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
-from assetwatch.agents.local.broker import start_broker
+from assetwatch.agents.local.broker import free_port, start_broker
+from assetwatch.agents.local.dashboard import Dashboard
+from assetwatch.agents.local.demo_fleet import Fleet, FleetOptions
+from assetwatch.agents.local.demo_tally import Tally
+from assetwatch.agents.local.demo_view import Rates, headless_line, render, status
 from assetwatch.agents.local.worker_process import WorkerProcess
 from assetwatch.agents.worker.run import load_models
+from assetwatch.errors import AssetwatchError
 from assetwatch.features.profiles import load_profiles
 from assetwatch.settings import Settings
 
-DRAIN_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 30.0
+WORKER_STOP_S = 15.0
+DEMO_TRAINING = {"train_assets": 6, "train_hours": 1.5, "train_trees": 25}
+"""The demo's first-run baseline: trained in seconds, not minutes; `assetwatch train` and the
+worker's own bootstrap keep the full defaults. Settings given explicitly win."""
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What ``assetwatch demo`` was asked for: how long, with or without the view, the fleet."""
-
+    """What ``assetwatch demo`` runs and for how long."""
     duration_s: float | None = None
     headless: bool = False
-    assets: int = 200
-    failing: int = 2
-    ramp_s: float = 60.0
-    failure_rate_per_hour: float = 0.3
-    """Fleet-wide: healthy assets also start degrading now and then."""
+    fleet: FleetOptions = field(default_factory=FleetOptions)
+    dashboard_port: int | None = 8765
+    """Loopback port of the web dashboard (0: a free one; None: no dashboard)."""
 
 
-@dataclass
-class Tally:
-    """What the view shows, updated from the output topics."""
+def demo_settings(base: Settings, bootstrap_servers: str) -> Settings:
+    """The demo's worker settings: the embedded broker, a free endpoint port, inline scoring.
 
-    predictions: int = 0
-    anomalies: int = 0
-    dead_letters: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    versions: dict[str, str] = field(default_factory=dict)
-    risk: dict[str, float] = field(default_factory=dict)
-
-    def add(self, kind: str, fields: dict[str, Any]) -> None:
-        """Count one decoded output record of ``kind`` into the view."""
-        if kind == "Prediction":
-            self.predictions += 1
-            self.anomalies += fields["is_anomaly"]
-            self.versions[fields["model_name"]] = fields["model_version"]
-            self.risk[fields["asset_id"]] = fields["failure_probability"]
-        elif kind == "DeadLetter":
-            self.dead_letters += 1
-            self.reasons[fields["reason"]] += 1
+    A free port because a worker already holding 9108 must not clash; inline scoring and the
+    demo's small first-run training keep the first result quick.
+    """
+    update: dict[str, Any] = {k: v for k, v in DEMO_TRAINING.items()
+                              if k not in base.model_fields_set}
+    update.update(kafka_bootstrap_servers=bootstrap_servers, broker_compat="tansu",
+                  metrics_port=free_port())
+    if "scoring_process" not in base.model_fields_set:
+        # A fleet at 1 Hz needs no helper process, and the helper's spawn-and-stop costs
+        # seconds of start and of Ctrl-C on a small machine.
+        update["scoring_process"] = False
+    return base.model_copy(update=update)
 
 
-def _simulators(
-    settings: Settings, options: DemoOptions, stop: threading.Event
-) -> tuple[list[threading.Thread], list[ReadingPublisher]]:
-    profiles = load_profiles(settings.profiles, settings.profiles_dir)
-    fleet = {"cnc": options.assets, "pump": max(2, options.assets // 10)}
-    threads, publishers = [], []
-    for seed, (name, count) in enumerate(fleet.items()):
-        if name not in profiles:
-            continue
-        plan = SimulationPlan(assets=count, failing=min(options.failing, count),
-                              ramp_s=options.ramp_s, seed=seed,
-                              failure_rate_per_hour=options.failure_rate_per_hour)
-        publisher = ReadingPublisher(settings)
-        readings = simulated_readings(profiles[name], plan, stop, time.time)
-        threads.append(threading.Thread(target=publish, args=(publisher, readings),
-                                        name=f"simulate-{name}", daemon=True))
-        publishers.append(publisher)
-    return threads, publishers
+@contextlib.contextmanager
+def _interrupts(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (the demo drains); a second one raises KeyboardInterrupt."""
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(f"\n{signal.Signals(signum).name}: stopping the simulators and draining "
+              "(again to skip the drain)...", file=sys.stderr, flush=True)
 
-
-def _render(tally: Tally, produced: int, elapsed: float, rate: float) -> str:
-    lines = [
-        "\x1b[2J\x1b[H assetwatch demo  (Ctrl-C to stop)",
-        f" elapsed {elapsed:7.1f} s   readings sent {produced:9d}   scored/s {rate:8.1f}",
-        f" predictions {tally.predictions:9d}   anomalies {tally.anomalies:7d}   "
-        f"dead letters {tally.dead_letters:5d}",
-        " models: " + ", ".join(f"{n} v{v}" for n, v in sorted(tally.versions.items())),
-        "",
-        " highest failure probability right now:",
-    ]
-    top = sorted(tally.risk.items(), key=lambda kv: kv[1], reverse=True)[:8]
-    lines += [f"   {asset:<12} {p:6.1%} {'#' * int(p * 40)}" for asset, p in top]
-    if tally.predictions == 0:
-        lines.append("   (waiting for the worker: it joins the group in a few seconds)")
-    return "\n".join(lines)
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
     """Run until the duration ends or Ctrl-C; return the summary."""
     logs = base.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with start_broker(log_file=logs / "broker.log") as broker:
-        settings = base.model_copy(update={
-            "kafka_bootstrap_servers": broker.bootstrap_servers, "broker_compat": "tansu"})
+    stop = threading.Event()
+    with _interrupts(stop), start_broker(log_file=logs / "broker.log", new_session=True) as broker:
+        settings = demo_settings(base, broker.bootstrap_servers)
         ensure_topics(settings)
-        print("loading models (the first run trains and registers the baselines)...",
+        print("loading models (a first run trains and registers small baselines, seconds)...",
               file=sys.stderr, flush=True)
-        models = load_models(settings, load_profiles(settings.profiles, settings.profiles_dir))
-        worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd())
-        stop = threading.Event()
-        threads, publishers = _simulators(settings, options, stop)
-        tally = Tally(versions={m.model.name: m.model.version for m in models.values()})
-        started = time.monotonic()
+        profiles = load_profiles(settings.profiles, settings.profiles_dir)
+        models = load_models(settings, profiles)
+        worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd(), new_session=True)
         try:
-            for thread in threads:
-                thread.start()
-            _watch(settings, options, tally, publishers, worker, started, stop)
-        except KeyboardInterrupt:
-            pass
+            fleet = Fleet(settings, profiles, options.fleet, stop)
+            tally = Tally(live_from_ms=fleet.live_from_ms,
+                          versions={m.model.name: m.model.version for m in models.values()})
+            return _Run(settings, options, fleet, tally, worker, stop).execute()
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(30)
-            produced = sum(p.sent for p in publishers)
-            _drain(settings, tally, produced)
-            worker.stop(60)
-    return {
-        "events_produced": produced,
-        "predictions": tally.predictions,
-        "dead_letters": tally.dead_letters,
-        "lost": produced - tally.predictions - tally.dead_letters,
-        "anomalies": tally.anomalies,
-        "model_versions": tally.versions,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+            worker.stop(WORKER_STOP_S)  # then the broker, when the with block ends
 
 
-def _watch(
-    settings: Settings, options: DemoOptions, tally: Tally, publishers: list[ReadingPublisher],
-    worker: WorkerProcess, started: float, stop: threading.Event,
-) -> None:
-    topics = [settings.predictions_topic, settings.dead_letter_topic]
-    last_shown, last_count = started, 0
-    with RecordReader(settings, topics) as reader:
-        while options.duration_s is None or time.monotonic() - started < options.duration_s:
-            worker.check_alive()
-            for record in reader.poll(0.5):
-                tally.add(record.kind, record.fields)
-            now = time.monotonic()
-            if now - last_shown >= 1.0:
-                scored = tally.predictions + tally.dead_letters
-                rate = (scored - last_count) / (now - last_shown)
-                last_shown, last_count = now, scored
-                produced = sum(p.sent for p in publishers)
-                if options.headless:
-                    print(f"{now - started:6.0f}s sent={produced} predictions={tally.predictions}"
-                          f" anomalies={tally.anomalies} dead_letters={tally.dead_letters}",
-                          file=sys.stderr, flush=True)
-                else:
-                    print(_render(tally, produced, now - started, rate), flush=True)
-    stop.set()
+class _Run:
+    """One demo run: watch while the fleet publishes, then drain and summarise."""
 
+    def __init__(self, settings: Settings, options: DemoOptions, fleet: Fleet, tally: Tally,
+                 worker: WorkerProcess, stop: threading.Event) -> None:
+        self.settings, self.options, self.fleet, self.tally = settings, options, fleet, tally
+        self.worker, self.stop = worker, stop
+        self.rates = Rates()
+        self.started = time.monotonic()
+        self.dashboard = None if options.dashboard_port is None else Dashboard(
+            options.dashboard_port, lambda: self.latest, self.asset)
+        self.latest: dict[str, Any] = {}
 
-def _drain(settings: Settings, tally: Tally, produced: int) -> None:
-    """Read the outputs again from the start until every reading is accounted for."""
-    final = Tally()
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    with RecordReader(settings, [settings.predictions_topic, settings.dead_letter_topic]) as r:
-        while final.predictions + final.dead_letters < produced and time.monotonic() < deadline:
-            for record in r.poll(0.5):
-                final.add(record.kind, record.fields)
-    tally.predictions, tally.anomalies = final.predictions, final.anomalies
-    tally.dead_letters, tally.reasons = final.dead_letters, final.reasons
-    tally.versions.update(final.versions)
+    def execute(self) -> dict[str, Any]:
+        topics = [self.settings.predictions_topic, self.settings.dead_letter_topic,
+                  self.settings.asset_alerts_topic, self.settings.drift_topic,
+                  self.settings.operator_alerts_topic]
+        url = self.dashboard.start() if self.dashboard else None
+        if url:
+            print(f"dashboard: {url}", file=sys.stderr, flush=True)
+        try:
+            with RecordReader(self.settings, topics) as reader:
+                self.fleet.start()
+                self._watch(reader, url)
+                stopping = time.monotonic()
+                self.stop.set()
+                self.fleet.join(15)
+                self._drain(reader)
+        finally:
+            if self.dashboard:
+                self.dashboard.close()
+        return self._summary(time.monotonic() - stopping)
+
+    def _watch(self, reader: RecordReader, url: str | None) -> None:
+        last_shown = 0.0
+        deadline = None if self.options.duration_s is None else (
+            self.started + self.options.duration_s)
+        while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            self._check()
+            self._read(reader, 0.25)
+            self.latest = status(self.tally, self.fleet, self.rates, self.started, url)
+            if time.monotonic() - last_shown >= 1.0:
+                last_shown = time.monotonic()
+                text = headless_line(self.latest) if self.options.headless else render(
+                    self.latest)
+                print(text, file=sys.stderr, flush=True)
+
+    def _check(self) -> None:
+        self.worker.check_alive()
+        if self.fleet.errors:
+            raise AssetwatchError(f"a simulator failed: {self.fleet.errors[0]!r}")
+
+    def _read(self, reader: RecordReader, timeout_s: float) -> None:
+        for record in reader.poll(timeout_s):
+            self.tally.add(record.kind, record.fields)
+
+    def _drain(self, reader: RecordReader) -> None:
+        """Until every delivered reading has its outcome, while worker and broker are up."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self.tally.scored < self.fleet.delivered and time.monotonic() < deadline:
+            self.worker.check_alive()
+            self._read(reader, 0.25)
+        self._read(reader, 0.5)  # outcomes beyond the count (duplicates) show in the summary
+
+    def asset(self, asset: str) -> dict[str, Any] | None:
+        """One asset's charts: scores from the outputs, sensors from what the fleet sent."""
+        scores = self.tally.asset_history(asset)
+        if scores is None:
+            return None
+        sensors = self.fleet.sensors(asset)
+        kind = asset.split("-", 1)[0]
+        return {"asset": asset, "scores": scores,
+                "sensor_names": self.fleet.sensor_names.get(kind, []), "sensors": sensors,
+                "degrading": self.fleet.degrading().get(asset)}
+
+    def _summary(self, stop_s: float) -> dict[str, Any]:
+        produced, t = self.fleet.delivered, self.tally
+        return {
+            "events_produced": produced, "predictions": t.predictions,
+            "dead_letters": t.dead_letters, "lost": produced - t.predictions - t.dead_letters,
+            "duplicates": t.duplicates, "undelivered": self.fleet.failed,
+            "anomalies": t.anomalies, "asset_alerts": t.asset_alerts_raised,
+            "drift_alerts": len(t.drift_alerts), "model_versions": t.versions,
+            "seconds": round(time.monotonic() - self.started, 1),
+            "drain_seconds": round(stop_s, 1),
+        }

@@ -50,11 +50,13 @@ class WorkerProcess:
     """One worker subprocess configured only by ``settings``, logging to ``log_path``.
 
     ASSETWATCH_* variables of this process are not inherited (the settings say it all);
-    ``extra_env`` adds or overrides variables of the child.
+    ``extra_env`` adds or overrides variables of the child. ``new_session`` starts it in a
+    session (and process group) of its own, so a terminal's Ctrl-C reaches only the parent,
+    which then stops the worker when it is ready to (the demo drains first).
     """
 
     def __init__(self, settings: Settings, log_path: Path, cwd: Path | None = None,
-                 extra_env: Mapping[str, str] | None = None) -> None:
+                 extra_env: Mapping[str, str] | None = None, new_session: bool = False) -> None:
         self.settings = settings
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")}
@@ -65,6 +67,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "assetwatch", "worker"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd or log_path.parent,
+            start_new_session=new_session,
         )
 
     @property

@@ -68,6 +68,7 @@ def test_a_shift_in_one_column_raises_it_then_clears_with_hysteresis() -> None:
     assert raised[0][0] <= 2  # within three steps of the shift
     event = steps[raised[0][0]][0]
     assert event.divergence > 0.2 and event.sample_count == 2000
+    assert event.threshold == monitor.config.threshold
     assert event.window_end_ms - event.window_start_ms == 1999 * 1000
 
     back = [monitor.observe(rng.normal(size=(500, 3)), _times(500, 4000 + 500 * i))
@@ -75,6 +76,9 @@ def test_a_shift_in_one_column_raises_it_then_clears_with_hysteresis() -> None:
     cleared = [(k, e.column, e.state) for k, batch in enumerate(back) for e in batch]
     assert [c[1:] for c in cleared] == [("b", "CLEARED")]
     assert cleared[0][0] >= 1  # not at the first step: a half-shifted window is in between
+    clear = back[cleared[0][0]][0]
+    assert clear.threshold == monitor.config.clear_below != monitor.config.threshold
+    assert clear.divergence < clear.threshold  # the log line reads "0.04 (threshold 0.10)"
 
 
 def test_the_cool_down_stops_a_flapping_column_from_raising_again() -> None:
