@@ -53,8 +53,10 @@ class AssetState:
     applied_partition: int = -1
     applied_offset: int = -1
     """Source partition and offset of the newest reading folded in (replays are not refolded)."""
-    recent: list[tuple[float, float]] = field(default_factory=list)
-    """(event id digest, content digest) of the newest :data:`RECENT_EVENTS` folded in."""
+    recent_events: list[float] = field(default_factory=list)
+    """Event id digests of the newest :data:`RECENT_EVENTS` readings folded in, oldest first."""
+    recent_contents: list[float] = field(default_factory=list)
+    """Their content digests, in the same order."""
 
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
@@ -65,15 +67,17 @@ class AssetState:
 
     def seen(self, event: float) -> float | None:
         """The content digest of event id digest ``event`` if the state remembers it."""
-        for known, content in self.recent:
-            if known == event:
-                return content
-        return None
+        try:
+            return self.recent_contents[self.recent_events.index(event)]
+        except ValueError:
+            return None
 
     def remember(self, event: float, content: float) -> None:
         """Keep a folded event's id and content digests among the asset's recent ones."""
-        self.recent.append((event, content))
-        del self.recent[:-RECENT_EVENTS]
+        self.recent_events.append(event)
+        self.recent_contents.append(content)
+        if len(self.recent_events) > RECENT_EVENTS:
+            del self.recent_events[0], self.recent_contents[0]
 
     def to_bytes(self) -> bytes:
         """The state as table bytes, versioned; :meth:`from_bytes` reads them back."""
@@ -81,7 +85,9 @@ class AssetState:
             _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
             float(self.applied_partition), float(self.applied_offset),
             float(len(self.prev_values)), *self.prev_values,
-            float(len(self.recent)), *(digest for pair in self.recent for digest in pair),
+            float(len(self.recent_events)),
+            *(d for pair in zip(self.recent_events, self.recent_contents, strict=True)
+              for d in pair),
         ]
         for window in self.windows:
             floats.extend(window.to_floats())
@@ -126,5 +132,5 @@ class AssetState:
         if not 0 <= n <= RECENT_EVENTS or pos + 1 + 2 * n > len(floats):
             raise ValueError(f"{n} recent events where at most {RECENT_EVENTS} are kept")
         pairs = floats[pos + 1 : pos + 1 + 2 * n]
-        self.recent = list(zip(pairs[::2], pairs[1::2], strict=True))
+        self.recent_events, self.recent_contents = list(pairs[::2]), list(pairs[1::2])
         return pos + 1 + 2 * n

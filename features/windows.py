@@ -44,10 +44,17 @@ class BucketedWindow:
         self.buckets: dict[int, list[float]] = {}
         self.head: int | None = None
         self.count = 0
-        self._sums = [0.0] * k
-        self._sumsqs = [0.0] * k
-        self._mins = [math.inf] * k
-        self._maxs = [-math.inf] * k
+        self._sums: list[float]
+        self._sumsqs: list[float]
+        self._mins: list[float]
+        self._maxs: list[float]
+        self._clear_totals()
+
+    def _clear_totals(self) -> None:
+        k = self.k
+        self.count = 0
+        self._sums, self._sumsqs = [0.0] * k, [0.0] * k
+        self._mins, self._maxs = [math.inf] * k, [-math.inf] * k
 
     @property
     def bucket_width(self) -> int:
@@ -190,19 +197,20 @@ class BucketedWindow:
             self._recompute()
 
     def _recompute(self) -> None:
-        """Re-derive the window totals by merging its buckets."""
+        """Re-derive the window totals by merging its buckets, a column at a time.
+
+        ``math.fsum`` rounds each total once and the same on every Python version (the
+        built-in ``sum`` of floats changed its rounding in 3.12), so online and offline
+        folds agree wherever they run.
+        """
         k = self.k
-        self.count = 0
-        self._sums = [0.0] * k
-        self._sumsqs = [0.0] * k
-        self._mins = [math.inf] * k
-        self._maxs = [-math.inf] * k
-        for index in sorted(self.buckets):
-            bucket = self.buckets[index]
-            self.count += int(bucket[0])
-            for i in range(k):
-                self._sums[i] += bucket[1 + i]
-                self._sumsqs[i] += bucket[1 + k + i]
-                if self.extrema:
-                    self._mins[i] = min(self._mins[i], bucket[1 + 2 * k + i])
-                    self._maxs[i] = max(self._maxs[i], bucket[1 + 3 * k + i])
+        columns = list(zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True))
+        if not columns:
+            self._clear_totals()
+            return
+        self.count = int(math.fsum(columns[0]))
+        self._sums = [math.fsum(c) for c in columns[1 : 1 + k]]
+        self._sumsqs = [math.fsum(c) for c in columns[1 + k : 1 + 2 * k]]
+        if self.extrema:
+            self._mins = [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
+            self._maxs = [max(c) for c in columns[1 + 3 * k : 1 + 4 * k]]

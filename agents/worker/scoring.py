@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from assetwatch.agents.worker.collector import tune_for_batches
 from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperError, ScoringHelperLostError
@@ -81,6 +82,7 @@ def _start_helper(settings: Settings, profiles: Mapping[str, Profile], served: S
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch",
                      daemon=True).start()
     _helper = (served.processor(settings, profiles), OutputPublisher(settings), served)
+    tune_for_batches()
 
 
 def _process_in_helper(
