@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
@@ -76,11 +76,15 @@ def _registry_double() -> Iterator[str]:
 
 
 def _counter(settings: Settings) -> Consumer:
-    """Counts output messages without decoding them, to leave the CPU to the pipeline."""
+    """Reads the outputs from their start, assigned rather than joining a group.
+
+    A group join takes seconds on tansu, which latency mode would count.
+    """
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{os.getpid()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 10})
-    consumer.subscribe([settings.predictions_topic, settings.dead_letter_topic])
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                     for topic in (settings.predictions_topic, settings.dead_letter_topic)
+                     for p in range(settings.partitions)])
     return consumer
 
 

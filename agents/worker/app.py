@@ -60,6 +60,7 @@ class AssetwatchApp(faust.App):
 
     assetwatch_client_config: Mapping[str, ClientValue] = {}
     assetwatch_compat: str = "none"
+    assetwatch_fetch_max_wait_ms: int = 1500
 
     def _new_transport(self) -> TransportT:
         kind = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
@@ -98,6 +99,7 @@ def create_app(
     )
     app.assetwatch_client_config = client_config
     app.assetwatch_compat = settings.broker_compat
+    app.assetwatch_fetch_max_wait_ms = settings.fetch_max_wait_ms
 
     telemetry = app.topic(
         settings.telemetry_topic, key_serializer="raw", value_serializer="raw",

@@ -110,6 +110,26 @@ def _delivers_at_once(app: AppT, topic: str) -> bool:
     )
 
 
+class _Configured(Protocol):
+    assetwatch_client_config: Mapping[str, ClientValue]
+    assetwatch_fetch_max_wait_ms: int
+
+
+class AssetwatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, its aiokafka consumer holding fetches as the settings say.
+
+    Faust creates the worker's consumer with ``fetch_max_wait_ms=1500``: with no new data the
+    broker holds each fetch up to that long, and tansu holds it about half of that even when
+    data arrives, which was most of an event's latency at low rates. aiokafka reads the
+    value when the consumer starts, after this sets it.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(_Configured, self.app).assetwatch_fetch_max_wait_ms
+        return consumer
+
+
 class AssetwatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a cheaper message pump.
 
@@ -121,6 +141,9 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
     ``wait_first`` otherwise, so delivery order, read offsets, gaps and commits follow
     Faust's pump exactly.
     """
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return AssetwatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         deliver, app = self.callback, self.app
@@ -168,14 +191,10 @@ class AssetwatchTransport(faust_aiokafka.Transport):
     Consumer = AssetwatchConsumer
 
 
-class _ClientConfigured(Protocol):
-    assetwatch_client_config: Mapping[str, ClientValue]
-
-
-class _TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _TansuConsumerThread(AssetwatchConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
-        config = cast(_ClientConfigured, self.app).assetwatch_client_config
+        config = cast(_Configured, self.app).assetwatch_client_config
         return await asyncio.to_thread(fetched_high_watermarks, config, reported)
 
 
