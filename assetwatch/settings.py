@@ -69,12 +69,12 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=2000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
     batch_max_wait_s: float = Field(default=0.0, ge=0)
-    """How long a batch waits for more readings once it holds one, in seconds. 0 scores what
-    is queued at once: batches still grow with load, as readings queue while the previous
-    batch is scored, and a reading at a low rate does not wait for company."""
+    """Seconds a batch waits for more readings once it has one; 0: what is queued goes at once."""
+    # With 0, batches still grow with load (readings queue while the previous batch is
+    # scored), and a reading at a low rate does not wait for company.
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
-    """How long the broker may hold the worker's fetch when it has no new data (Faust fixes
-    1500 ms; Kafka's clients default to 500). Lower: less latency, more idle fetches."""
+    """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
+    # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.
     scoring_process: bool = True
     """Fold features and score in a helper process, so consuming and scoring use two cores."""
     max_payload_bytes: int = Field(default=65_536, ge=64)

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import KafkaError
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.offsets import end_positions
 from assetwatch.agents.kafka.registry import id_resolver
 from assetwatch.errors import BrokerError, SerializationError
@@ -65,14 +66,10 @@ class RecordReader:
 
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None,
                  from_end: bool = False) -> None:
-        self._consumer = Consumer({
-            **settings.kafka_client_config(),
-            "group.id": group or f"assetwatch-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
-        })
+        self._consumer = clients.consumer(
+            settings, group or f"assetwatch-reader-{uuid.uuid4().hex[:8]}",
+            {"auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+             "heartbeat.interval.ms": 1000})
         self._assigned = threading.Event()
         """Set once partitions are assigned: idle time counts from then on."""
         try:

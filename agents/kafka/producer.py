@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from assetwatch.agents.kafka import clients
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
@@ -21,14 +22,8 @@ class ReadingPublisher:
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self.topic = topic or settings.telemetry_topic
-        self._producer = Producer({
-            **settings.kafka_client_config(),
-            "partitioner": "murmur2_random",
-            "linger.ms": 5,
-            "enable.idempotence": False,
-            "acks": "all",
-            "log.connection.close": False,  # idle disconnects are normal, not news
-        })
+        self._producer = clients.producer(
+            settings, {"linger.ms": 5, "enable.idempotence": False, "acks": "all"})
         self._codec = codec("TelemetryReading")
         self.sent = 0
         self.failed = 0

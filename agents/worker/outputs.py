@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.wire import Header, TopicWire
@@ -85,15 +86,12 @@ class OutputPublisher:
         self._asset_alerts_topic = settings.asset_alerts_topic
         self._shadow_topic = settings.shadow_predictions_topic
         self._letters = DeadLetterWriter(settings.max_message_bytes, time.time)
-        self._producer: ProducerLike = producer or Producer({
-            **settings.kafka_client_config(),
-            "partitioner": "murmur2_random",
+        self._producer: ProducerLike = producer or clients.producer(settings, {
             "linger.ms": 2,
             "acks": "all",
             "enable.idempotence": settings.broker_compat != "tansu",
             "queue.buffering.max.messages": 500_000,
             "message.max.bytes": settings.max_message_bytes,
-            "log.connection.close": False,
         })
         self._failures: list[str] = []
         self._refused: list[Refused] = []

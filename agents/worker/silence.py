@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Producer
-
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.schemas.codecs import codec
@@ -67,7 +66,7 @@ class SilenceWatch:
         """
         self._assigned = assigned
         if send is None:
-            producer = Producer({**self._settings.kafka_client_config(), "linger.ms": 5})
+            producer = clients.producer(self._settings, {"linger.ms": 5})
             topic = self._settings.asset_alerts_topic
             wire = output_wires(self._settings)[topic]
 
