@@ -10,6 +10,7 @@ commits for readers, and no log line for idle disconnects, which are normal.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -18,6 +19,8 @@ from assetwatch.errors import BrokerError
 from assetwatch.settings import ClientValue, Settings
 
 METADATA_TIMEOUT_S = 10.0
+QUEUE_FULL_POLL_S = 0.05
+"""How long a producer whose local queue is full serves delivery reports before trying again."""
 
 PRODUCER_DEFAULTS: Mapping[str, ClientValue] = {
     "partitioner": "murmur2_random",
@@ -39,6 +42,21 @@ def consumer(settings: Settings, group_id: str,
     """A consumer on ``settings``' cluster in group ``group_id``, committing only when told."""
     return Consumer({**settings.kafka_client_config(), **CONSUMER_DEFAULTS,
                      "group.id": group_id, **(config or {})})
+
+
+def produce(client: Any, topic: str, value: bytes | None, key: bytes | None,
+            **options: Any) -> None:
+    """Queue one record on ``client`` (a Producer), waiting while its local queue is full.
+
+    ``options`` go to ``produce`` (``on_delivery``, ``headers``); any error but a full queue
+    is the caller's.
+    """
+    while True:
+        try:
+            client.produce(topic, value, key, **options)
+            return
+        except BufferError:
+            client.poll(QUEUE_FULL_POLL_S)  # let deliveries drain
 
 
 def admin(settings: Settings) -> AdminClient:

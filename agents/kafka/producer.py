@@ -41,12 +41,7 @@ class ReadingPublisher:
 
     def send_raw(self, key: bytes | None, value: bytes | None) -> None:
         """Publish bytes as they are (tests use it for poison records)."""
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.05)  # the local queue is full: let deliveries drain
+        clients.produce(self._producer, self.topic, value, key, on_delivery=self._on_delivery)
         self._producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:

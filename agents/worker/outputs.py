@@ -116,19 +116,14 @@ class OutputPublisher:
         on_delivery = partial(self._on_delivery, topic, record)
         value = wire.frame(record.value)
         headers = wire.headers if record.headers is None else wire.headers + record.headers
-        while True:
-            try:
-                self._producer.produce(topic, value, record.key, on_delivery=on_delivery,
-                                       headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: let it drain
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal():
-                    raise BrokerError(f"the producer failed for good: {error}") from None
-                self._refused.append((topic, record, str(error)))
-                return
+        try:
+            clients.produce(self._producer, topic, value, record.key, on_delivery=on_delivery,
+                            headers=headers)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():
+                raise BrokerError(f"the producer failed for good: {error}") from None
+            self._refused.append((topic, record, str(error)))
 
     def deliver(self, outcome: Outcome) -> None:
         """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked.
