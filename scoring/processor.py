@@ -24,8 +24,10 @@ from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState, content_digest, event_digest
 from assetwatch.features.validation import check_reading
 from assetwatch.models.bundle import BatchScores, ScoringModel
-from assetwatch.schemas.codecs import MAGIC, codec
+from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
+from assetwatch.schemas.telemetry_reader import decode_reading
 from assetwatch.schemas.wire import Header, model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.buckets import (
@@ -235,6 +237,7 @@ class BatchProcessor:
         self._shadows: Shadows = {} if shadows is None else shadows
         """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         self._telemetry = codec("TelemetryReading")
+        check_reader_schema(self._telemetry.header)
         header = codec("Prediction").header
         check_schema(header)
         self._encode = partial(encode_prediction, header)
@@ -452,7 +455,9 @@ class BatchProcessor:
                 "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
             )
         try:
-            if value.startswith(MAGIC):
+            if value.startswith(self._telemetry.header):
+                return decode_reading(value, HEADER_LEN)
+            if value.startswith(MAGIC):  # an earlier schema's reading, or not a reading
                 return self._telemetry.decode(value)
             if value.lstrip()[:1] == b"{":
                 return self._telemetry.decode_json(value)
