@@ -237,7 +237,8 @@ class BatchProcessor:
         self._shadows: Shadows = {} if shadows is None else shadows
         """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         self._telemetry = codec("TelemetryReading")
-        check_reader_schema(self._telemetry.header)
+        self._reading_header = self._telemetry.header
+        check_reader_schema(self._reading_header)
         header = codec("Prediction").header
         check_schema(header)
         self._encode = partial(encode_prediction, header)
@@ -455,7 +456,7 @@ class BatchProcessor:
                 "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
             )
         try:
-            if value.startswith(self._telemetry.header):
+            if value.startswith(self._reading_header):
                 return decode_reading(value, HEADER_LEN)
             if value.startswith(MAGIC):  # an earlier schema's reading, or not a reading
                 return self._telemetry.decode(value)
