@@ -205,3 +205,11 @@ def test_faust_recovery_still_applies_changelogs_through_the_tables_method() -> 
     source = inspect.getsource(faust.tables.recovery.Recovery)
     assert ".apply_changelog_batch(" in source
     assert "apply_changelog_batch" in vars(faust.tables.base.Collection)
+
+
+def test_aiokafka_still_heartbeats_through_the_method_the_consumer_thread_wraps() -> None:
+    """Fails if aiokafka stops calling ``_do_heartbeat`` (AssetwatchConsumerThread wraps it)."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    assert "await self._do_heartbeat()" in inspect.getsource(GroupCoordinator._heartbeat_routine)
+    assert "RebalanceInProgressError" in inspect.getsource(GroupCoordinator._do_heartbeat)
