@@ -24,6 +24,53 @@ _DIGEST_BYTES = 6
 """48-bit digests: exact in a float64, and a chance collision among 16 ids is ~2^-44."""
 
 
+_POSITION = struct.Struct("<5d")
+"""The head of a stored state: format version, watermark, previous time, partition, offset."""
+
+
+def source_position(data: bytes) -> tuple[int, int] | None:
+    """(source partition, offset) of the newest reading stored state ``data`` holds.
+
+    Read from the head of the bytes, without decoding the rest (any profile); None when
+    ``data`` is not a state :meth:`AssetState.to_bytes` wrote.
+
+    >>> source_position(AssetState([], Baseline(), applied_partition=2,
+    ...                            applied_offset=41).to_bytes())
+    (2, 41)
+    >>> source_position(b"junk") is None
+    True
+    """
+    if len(data) < _POSITION.size:
+        return None
+    version, _, _, partition, offset = _POSITION.unpack_from(data)
+    if version not in (_FORMAT_VERSION, _NO_RECENT_EVENTS):
+        return None
+    return int(partition), int(offset)
+
+
+def supersedes(new: bytes, old: bytes | None) -> bool:
+    """True unless stored state ``old`` holds a newer reading of the same partition than ``new``.
+
+    Every state is the fold of its asset's readings up to its source offset, so of two
+    states the one further along its partition is the newer, whichever was written last
+    (a worker that lost its partitions may write late). Unreadable or cross-partition
+    pairs fall back to the last write winning.
+
+    >>> def at(offset): return AssetState([], Baseline(), applied_partition=0,
+    ...                                  applied_offset=offset).to_bytes()
+    >>> supersedes(at(5), at(9)), supersedes(at(9), at(5)), supersedes(at(5), at(5))
+    (False, True, True)
+    >>> supersedes(at(5), None)
+    True
+    """
+    if old is None:
+        return True
+    new_at, old_at = source_position(new), source_position(old)
+    if new_at is None or old_at is None or new_at[0] != old_at[0]:
+        return True
+    return new_at[1] >= old_at[1]
+
+
 def event_digest(event_id: str) -> float:
     """An event id as a float64-exact 48-bit digest (the state keeps digests, not ids)."""
     return float(int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=_DIGEST_BYTES)

@@ -17,9 +17,13 @@ from assetwatch.agents.worker.faust_internals import (
     VERIFIED_FAUST_VERSIONS,
     AssetwatchTransport,
     TansuTransport,
+    abandon,
     channel_queue,
     faust_version_verified,
+    membership,
+    newest_state_table,
 )
+from assetwatch.agents.worker.fence import OwnershipFence
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
@@ -28,6 +32,7 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.features.state import supersedes
 from assetwatch.settings import ClientValue, Settings
 
 log = logging.getLogger(__name__)
@@ -105,8 +110,10 @@ def create_app(
         settings.telemetry_topic, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
-    states = app.Table(
+    states = newest_state_table(
+        app,
         STATE_TABLE,
+        supersedes,  # recovery keeps each asset's newest state, not its last written one
         partitions=settings.partitions,
         key_type=bytes,  # raw bytes both ways: state has its own compact format
         value_type=bytes,
@@ -121,8 +128,9 @@ def create_app(
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
         queue = channel_queue(stream)
         index = queries.index if queries is not None else None
-        await BatchPipeline(settings, scorer, states, metrics, silence, progress,
-                            index).run(queue)
+        fence = OwnershipFence(lambda: membership(app), settings.session_timeout_s)
+        await BatchPipeline(settings, scorer, states, metrics, silence, progress, index,
+                            (fence, lambda events: abandon(app, events))).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:
