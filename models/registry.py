@@ -40,7 +40,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from assetwatch.errors import ModelArtifactError, ModelUnavailableError, RegistryUnavailableError
-from assetwatch.extras import requires
+from assetwatch.extras import require_module, requires
 from assetwatch.models.artifacts import SERVING_DIR, save_local, write_bundle
 from assetwatch.redaction import mask_credentials
 from assetwatch.settings import Settings
@@ -116,6 +116,9 @@ def _client(config: RegistryConfig) -> MlflowClient:
     client takes them.
     """
     quiet_mlflow()
+    if config.tracking_uri.startswith("sqlite:"):  # mlflow-skinny has no SQL store
+        require_module("sqlalchemy", "train", "the embedded MLflow store (a sqlite: tracking URI)",
+                       "or point ASSETWATCH_MLFLOW_TRACKING_URI at a tracking server")
     if config.username is not None:
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
     if config.password is not None:

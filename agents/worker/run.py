@@ -125,6 +125,9 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, progress: Agen
         metrics.rejected(profile)
     scorer = make_scorer(settings, profiles, models, progress)
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
+    # Faust creates <data_dir>/faust but not its parents; against a remote registry nothing
+    # else (the SQLite store, local artifacts) has created data_dir by now.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
                          SilenceWatch(settings, metrics), progress, queries)
