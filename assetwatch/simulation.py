@@ -18,6 +18,8 @@ import numpy as np
 from assetwatch.features.profiles import Profile
 
 LOAD_CYCLE_S = 600.0
+START_MS = 1_700_000_000_000
+"""Event time of the first reading of :func:`synthetic_fleet` (training, reference batches)."""
 
 
 @dataclass
@@ -146,3 +148,33 @@ class TelemetrySimulator:
                     "timestamp": ts,
                     "sensors": dict(zip(names, block.values[t, a].tolist(), strict=True)),
                 }
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Labelled readings of a fleet, one row per reading (tick-major, then asset)."""
+
+    asset_ids: np.ndarray
+    timestamps: np.ndarray
+    values: np.ndarray
+    """(rows, sensors), the profile's sensor order."""
+    labels: np.ndarray
+
+
+def synthetic_fleet(profile: Profile, n_assets: int, hours: float, seed: int) -> Fleet:
+    """Labelled readings: half the assets go through degradation ramps that end in failure."""
+    sim = TelemetrySimulator(
+        profile, n_assets, START_MS, seed=seed, failure_rate_per_hour=0.9, ramp_s=1200.0
+    )
+    # Healthy assets never start a ramp: keep half the fleet as a clean reference.
+    block = sim.block(int(hours * 3600 / profile.reading_interval_s))
+    n_ticks, n = block.values.shape[:2]
+    healthy = np.arange(n) % 2 == 0
+    labels = block.labels.copy()
+    values = block.values.copy()
+    if healthy.any():
+        clean = TelemetrySimulator(profile, n, START_MS, seed=seed + 1).block(n_ticks)
+        values[:, healthy, :] = clean.values[:, healthy, :]
+        labels[:, healthy] = 0
+    return Fleet(np.tile(np.array(block.asset_ids), n_ticks), np.repeat(block.timestamps, n),
+                 values.reshape(n_ticks * n, -1), labels.reshape(-1))

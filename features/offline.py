@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from assetwatch.features.batch import fold_in_order
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState
 
 
 def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -44,11 +44,5 @@ def _folded(readings: pd.DataFrame, profile: Profile
     ordered = readings.sort_values(["asset_id", "timestamp"], kind="stable")
     values = ordered[list(profile.sensor_names)].to_numpy(dtype=float).tolist()
     timestamps = ordered["timestamp"].to_numpy(dtype=np.int64).tolist()
-    states: dict[str, AssetState] = {}
-    snapshots = []
-    for asset, ts, vals in zip(ordered["asset_id"].tolist(), timestamps, values, strict=True):
-        state = states.get(asset)
-        if state is None:
-            state = states[asset] = extractor.new_state()
-        snapshots.append(extractor.fold(state, ts, vals))
+    snapshots = fold_in_order(extractor, ordered["asset_id"].tolist(), timestamps, values)
     return extractor, ordered.index, snapshots

@@ -21,6 +21,8 @@ from assetwatch.models.bundle import DetectorScale, ModelBundle, ScoringModel
 from assetwatch.models.reference import FeatureReference
 
 FORMAT = 1
+SERVING_DIR = "serving"
+"""The registered version's artifact holding these files; the only thing serving downloads."""
 META_FILE = "bundle.json"
 GRAPHS = {"detector_onnx": "detector.onnx", "classifier_onnx": "classifier.onnx"}
 """Bundle field -> file name of each ONNX graph."""

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from assetwatch.models.compiled import INPUT, path_length_to_decision
+from assetwatch.models.isolation import path_length_to_decision
 from assetwatch.models.reference import FeatureReference
 
 TOP_FEATURES = 3
+INPUT = "X"
+"""The input name of both ONNX graphs (the compiler writes it, the scorer feeds it)."""
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ Each failure raises :class:`ModelRejectedError` whose ``step`` names the check t
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from assetwatch.errors import ModelRejectedError
+from assetwatch.features.batch import feature_rows
 from assetwatch.features.extractor import FeatureExtractor
-from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import BatchScores, ScoringModel
-from assetwatch.models.training import START_MS, synthetic_readings
+from assetwatch.simulation import START_MS, synthetic_fleet
 
 REFERENCE_ASSETS = 4
 REFERENCE_HOURS = 0.1
@@ -29,8 +28,8 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def reference_features(profile: Profile, seed: int = 11) -> np.ndarray:
     """The reference batch: realistic rows, then rows spanning every sensor's legal range."""
-    readings = synthetic_readings(profile, REFERENCE_ASSETS, REFERENCE_HOURS, seed)
-    realistic = compute_features(readings, profile).to_numpy(dtype=float)
+    fleet = synthetic_fleet(profile, REFERENCE_ASSETS, REFERENCE_HOURS, seed)
+    realistic = feature_rows(profile, fleet.asset_ids, fleet.timestamps, fleet.values)
     return np.concatenate([realistic, full_range_features(profile)])
 
 
@@ -43,24 +42,25 @@ def full_range_features(profile: Profile) -> np.ndarray:
     Rows with a feature a worker would dead-letter (non-finite, beyond float32) are left out:
     a model never scores them.
     """
-    frames = [_sweep(profile, i) for i in range(len(profile.sensors))]
-    features = compute_features(pd.concat(frames, ignore_index=True), profile)
-    rows: np.ndarray = features.to_numpy(dtype=float)
+    sweeps = [_sweep(profile, i) for i in range(len(profile.sensors))]
+    rows = feature_rows(profile, np.concatenate([ids for ids, _, _ in sweeps]),
+                        np.concatenate([ts for _, ts, _ in sweeps]),
+                        np.concatenate([values for _, _, values in sweeps]))
     legal: np.ndarray = rows[(np.abs(rows) < _FLOAT32_MAX).all(axis=1)]
     return legal
 
 
-def _sweep(profile: Profile, index: int) -> pd.DataFrame:
+def _sweep(profile: Profile, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asset ids, timestamps and values (rows, sensors) of one sensor's sweep."""
     sensor = profile.sensors[index]
     ramp = np.linspace(sensor.min, sensor.max, SWEEP_STEPS)
     jumps = np.resize([sensor.min, sensor.max], SWEEP_STEPS)
-    values = np.concatenate([ramp, ramp[::-1], jumps])
-    frame = pd.DataFrame({s.name: np.full(len(values), s.baseline) for s in profile.sensors})
-    frame[sensor.name] = values
+    swept = np.concatenate([ramp, ramp[::-1], jumps])
+    values = np.tile([s.baseline for s in profile.sensors], (len(swept), 1)).astype(float)
+    values[:, index] = swept
     step_ms = int(profile.reading_interval_s * 1000)
-    frame.insert(0, "timestamp", START_MS + step_ms * np.arange(len(values), dtype=np.int64))
-    frame.insert(0, "asset_id", f"sweep-{sensor.name}")
-    return frame
+    timestamps = START_MS + step_ms * np.arange(len(swept), dtype=np.int64)
+    return np.full(len(swept), f"sweep-{sensor.name}"), timestamps, values
 
 
 def check_servable(model: ScoringModel, profile: Profile, reference: np.ndarray) -> None:

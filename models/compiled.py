@@ -16,21 +16,12 @@ from onnx import TensorProto, helper
 from skl2onnx import to_onnx
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
+from assetwatch.models.bundle import INPUT
+from assetwatch.models.isolation import average_path_length
+
 OPSETS = {"": 17, "ai.onnx.ml": 3}
 IR_VERSION = 9
 """ONNX IR of opset 17 era, which every onnxruntime since 1.15 reads."""
-INPUT = "X"
-EULER_GAMMA = 0.5772156649015329
-
-
-def average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): mean path length of an unsuccessful search in a binary search tree of n points."""
-    n = np.asarray(n, dtype=float)
-    out = np.zeros_like(n)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + EULER_GAMMA) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
 
 
 def classifier_to_onnx(classifier: RandomForestClassifier, n_features: int) -> bytes:
@@ -92,16 +83,3 @@ def isolation_forest_to_onnx(forest: IsolationForest, n_features: int) -> bytes:
         ir_version=IR_VERSION,
     )
     return bytes(model.SerializeToString())
-
-
-def path_length_to_decision(
-    path_length: np.ndarray, n_trees: int, max_samples: float, offset: float
-) -> np.ndarray:
-    """scikit-learn's ``decision_function`` from the summed path lengths.
-
-    Besides them it needs three numbers of the fitted forest (``len(estimators_)``,
-    ``max_samples_``, ``offset_``).
-    """
-    denominator = n_trees * float(average_path_length(np.array([max_samples]))[0])
-    scores = -np.power(2.0, -path_length.astype(float).ravel() / denominator)
-    return scores - float(offset)

@@ -14,6 +14,10 @@ a rollback knows where to go and can be repeated.
 A training run logs the params and metrics of :class:`TrainingResult`, the validation plots
 (``plots/*.png``), the training reference (``training_reference.json``), the search's trials
 (``search/trials.json`` and the ``trial_f1`` metric, one step per trial) and the model.
+
+Reading the registry (aliases, downloads) needs only MLflow's client (``mlflow-skinny``, core);
+:func:`register` needs the ``train`` extra (pandas, joblib, the pyfunc flavour), imported
+when it runs, so a serving worker never loads them.
 """
 
 from __future__ import annotations
@@ -26,30 +30,26 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import joblib
 import mlflow
 import mlflow.artifacts
-import pandas as pd
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from assetwatch.errors import ModelArtifactError, ModelUnavailableError, RegistryUnavailableError
-from assetwatch.models.artifacts import read_bundle, save_local, write_bundle
-from assetwatch.models.bundle import ModelBundle
-from assetwatch.models.training import TrainingResult
+from assetwatch.extras import require_module, requires
+from assetwatch.models.artifacts import SERVING_DIR, save_local, write_bundle
 from assetwatch.redaction import mask_credentials
 from assetwatch.settings import Settings
 
+if TYPE_CHECKING:
+    from assetwatch.models.training import TrainingResult
+
 log = logging.getLogger(__name__)
 
-SERVING_DIR = "serving"
-"""The pyfunc artifact holding the data-only bundle; the only thing serving downloads."""
 ESTIMATORS_FILE = "estimators.joblib"
 PLOTS_DIR = "plots"
 REFERENCE_FILE = "training_reference.json"
@@ -98,32 +98,6 @@ class RegistryConfig:
         )
 
 
-class AssetModel(PythonModel):
-    """pyfunc face of a :class:`ModelBundle`, so any MLflow client can score it too.
-
-    MLflow unpickles this object: for people and MLflow tools, never for serving.
-    """
-
-    bundle: ModelBundle
-
-    def load_context(self, context: Any) -> None:
-        """MLflow's load hook: read the bundle from the logged serving artifact."""
-        self.bundle = read_bundle(Path(context.artifacts[SERVING_DIR]))
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """Score a DataFrame holding the bundle's feature columns; one output row per row."""
-        return _predictions_frame(self.bundle, model_input)
-
-
-def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFrame:
-    scores = bundle.score(features[list(bundle.feature_names)].to_numpy(float))
-    return pd.DataFrame({
-        "anomaly_score": scores.anomaly_score,
-        "is_anomaly": scores.is_anomaly,
-        "failure_probability": scores.failure_probability,
-    })
-
-
 def quiet_mlflow() -> None:
     """Keep MLflow's artifact progress bars and Python warnings out of service logs.
 
@@ -142,6 +116,9 @@ def _client(config: RegistryConfig) -> MlflowClient:
     client takes them.
     """
     quiet_mlflow()
+    if config.tracking_uri.startswith("sqlite:"):  # mlflow-skinny has no SQL store
+        require_module("sqlalchemy", "train", "the embedded MLflow store (a sqlite: tracking URI)",
+                       "or point ASSETWATCH_MLFLOW_TRACKING_URI at a tracking server")
     if config.username is not None:
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username
     if config.password is not None:
@@ -165,12 +142,18 @@ def _experiment_id(client: MlflowClient, config: RegistryConfig, profile: str) -
 
 def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None) -> str:
     """Log a training run, register its bundle and point ``alias`` at it; return the version."""
+    with requires("train", "registering a model version"):
+        import mlflow.pyfunc
+        import pandas as pd
+        from mlflow.models import infer_signature
+
+        from assetwatch.models.pyfunc import AssetModel, predictions_frame
     client = _client(config)
     bundle = result.bundle
     name = config.model_name(bundle.profile)
     experiment_id = _experiment_id(client, config, bundle.profile)
     sample = pd.DataFrame([bundle.feature_mean], columns=list(bundle.feature_names))
-    signature = infer_signature(sample, _predictions_frame(bundle, sample))
+    signature = infer_signature(sample, predictions_frame(bundle, sample))
     with (tempfile.TemporaryDirectory() as tmp,
           mlflow.start_run(experiment_id=experiment_id) as run):
         serving = write_bundle(bundle, Path(tmp) / SERVING_DIR)
@@ -198,7 +181,9 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
 def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path
                  ) -> None:
     """Plots, the training reference and the search's trials, as artifacts of the active run."""
-    from assetwatch.models.plots import training_plots  # matplotlib loads only when a run is logged
+    import joblib  # the train extra's, like matplotlib: they load only when a run is logged
+
+    from assetwatch.models.plots import training_plots
 
     bundle, validation, estimators = result.bundle, result.validation, result.estimators
     if estimators is not None:

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,8 +34,10 @@ from assetwatch.models.registry import (
     register,
     served_version,
 )
-from assetwatch.models.training import TrainingResult
 from assetwatch.redaction import mask_credentials
+
+if TYPE_CHECKING:  # the train extra's: bootstrap callers import it lazily
+    from assetwatch.models.training import TrainingResult
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,11 @@ from assetwatch.models.reference import ANOMALY_SCORE, FAILURE_PROBABILITY, Feat
 from assetwatch.models.search import Trial, choose
 from assetwatch.models.validation import baseline_metrics, held_out_assets
 from assetwatch.settings import Settings
-from assetwatch.simulation import TelemetrySimulator
+from assetwatch.simulation import synthetic_fleet
 
 log = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.25
-START_MS = 1_700_000_000_000
 
 
 @dataclass(frozen=True)
@@ -101,26 +100,12 @@ def time_split(features: np.ndarray, labels: np.ndarray, timestamps: np.ndarray,
 
 
 def synthetic_readings(profile: Profile, n_assets: int, hours: float, seed: int) -> pd.DataFrame:
-    """Labelled readings: half the assets go through degradation ramps that end in failure."""
-    sim = TelemetrySimulator(
-        profile, n_assets, START_MS, seed=seed, failure_rate_per_hour=0.9, ramp_s=1200.0
-    )
-    # Healthy assets never start a ramp: keep half the fleet as a clean reference.
-    block = sim.block(int(hours * 3600 / profile.reading_interval_s))
-    n_ticks, n = block.values.shape[:2]
-    healthy = np.arange(n) % 2 == 0
-    labels = block.labels.copy()
-    values = block.values.copy()
-    if healthy.any():
-        clean = TelemetrySimulator(profile, n, START_MS, seed=seed + 1).block(n_ticks)
-        values[:, healthy, :] = clean.values[:, healthy, :]
-        labels[:, healthy] = 0
-    frame = pd.DataFrame(
-        values.reshape(n_ticks * n, -1), columns=list(profile.sensor_names)
-    )
-    frame.insert(0, "timestamp", np.repeat(block.timestamps, n))
-    frame.insert(0, "asset_id", np.tile(np.array(block.asset_ids), n_ticks))
-    frame["label"] = labels.reshape(-1)
+    """:func:`~assetwatch.simulation.synthetic_fleet` as a DataFrame of labelled readings."""
+    fleet = synthetic_fleet(profile, n_assets, hours, seed)
+    frame = pd.DataFrame(fleet.values, columns=list(profile.sensor_names))
+    frame.insert(0, "timestamp", fleet.timestamps)
+    frame.insert(0, "asset_id", fleet.asset_ids)
+    frame["label"] = fleet.labels
     return frame
 
 

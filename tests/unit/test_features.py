@@ -12,12 +12,13 @@ import pytest
 
 from assetwatch.agents.commands.replay import read_replay_file
 from assetwatch.errors import ConfigError, SerializationError
+from assetwatch.features.batch import feature_rows
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile, load_profile, load_profiles
 from assetwatch.features.state import AssetState
 from assetwatch.settings import Settings
-from assetwatch.simulation import TelemetrySimulator
+from assetwatch.simulation import TelemetrySimulator, synthetic_fleet
 from tests.data import SKAB_VALVE1
 
 SKAB_CSV = SKAB_VALVE1 / "1.csv"
@@ -482,3 +483,18 @@ def test_compute_features_names_missing_columns(cnc: Profile) -> None:
 
     with pytest.raises(KeyError, match="power"):
         compute_features(frame, cnc)
+
+
+@pytest.mark.parametrize("name", ["cnc", "pump"])
+def test_the_array_fold_gives_the_dataframe_path_features(name: str) -> None:
+    """features.batch (serving checks, no pandas) and features.offline (training) agree."""
+    profile = load_profile(name)
+    fleet = synthetic_fleet(profile, n_assets=3, hours=0.05, seed=4)
+    order = np.random.default_rng(0).permutation(len(fleet.timestamps))  # rows out of order
+    ids, ts, values = fleet.asset_ids[order], fleet.timestamps[order], fleet.values[order]
+    frame = pd.DataFrame(values, columns=list(profile.sensor_names))
+    frame.insert(0, "timestamp", ts)
+    frame.insert(0, "asset_id", ids)
+
+    np.testing.assert_array_equal(feature_rows(profile, ids, ts, values),
+                                  compute_features(frame, profile).to_numpy(dtype=float))

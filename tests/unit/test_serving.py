@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from assetwatch.cli import main
 from assetwatch.errors import ModelRejectedError, ModelUnavailableError
 from assetwatch.features.profiles import Profile
-from assetwatch.models import registry
+from assetwatch.models import pyfunc, registry
 from assetwatch.models.registry import CHALLENGER, RegistryConfig, promote, register
 from assetwatch.models.serving import load_serving_model, load_version, promote_checked
 from assetwatch.models.training import TrainingResult
@@ -101,10 +101,10 @@ def test_start_up_serves_the_local_artifact_when_no_registry_version_passes(
 def _plant(marker: str) -> Any:
     """What a hostile pickle runs when it is loaded: leaves a mark, then looks harmless."""
     Path(marker).write_text("code ran on unpickle")
-    return registry.AssetModel()
+    return pyfunc.AssetModel()
 
 
-class PlantedModel(registry.AssetModel):
+class PlantedModel(pyfunc.AssetModel):
     marker = ""
 
     def __reduce__(self) -> tuple[Callable[[str], Any], tuple[str]]:
@@ -117,7 +117,7 @@ def test_serving_loads_a_version_without_running_its_pickles(
 ) -> None:
     marker = tmp_path / "pwned"
     monkeypatch.setattr(PlantedModel, "marker", str(marker))
-    monkeypatch.setattr(registry, "AssetModel", PlantedModel)
+    monkeypatch.setattr(pyfunc, "AssetModel", PlantedModel)
     version = register(config, cnc_training)
     (config.local_dir / "cnc.joblib").write_bytes(  # an old-style local pickle: never read
         (_serving_dir(config, "cnc", version).parent.parent / "python_model.pkl").read_bytes())
