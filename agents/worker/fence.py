@@ -9,9 +9,12 @@ the new owner's, and ack offsets it no longer owns.
 So before a batch is published, and again before its states are written and its events
 acked, the pipeline asks :meth:`OwnershipFence.confirm`:
 
-- the member id or generation differs from when the batch began: the partitions were taken
-  away (or re-given after a full rebalance, which re-reads them from the committed offset):
-  the batch is dropped, unacked;
+- the member id differs from when the batch began (the coordinator dropped this member, so
+  aiokafka reset the id, and a rejoin gets a new one): the partitions were taken away and
+  their new owner reads them again from the committed offset: the batch is dropped, unacked.
+  A rebalance that keeps this member only moves the generation: Faust revokes a partition
+  only once its delivered messages are acked, so the batch in hand is still this worker's
+  (dropping it would leave its readings unread until a restart);
 - the coordinator confirmed this member (a heartbeat or an assignment) within the lease, a
   fraction of the session timeout: the broker still counts it in the group; go ahead;
 - neither: wait until one of the two holds. A worker resumed after a freeze waits here for
@@ -66,13 +69,14 @@ def verdict(begun: Membership | None, now: Membership | None, at: float,
     ('owner', 'unsure')
     >>> verdict(m, Membership(-1, "", None), 101.0, 4.8).value
     'lost'
+    >>> verdict(m, Membership(4, "m-1", 101.0), 101.5, 4.8).value  # a rebalance kept it
+    'owner'
     >>> verdict(None, None, 0.0, 4.8).value  # no group consumer: nothing to fence
     'owner'
     """
     if begun is None and now is None:
         return Verdict.OWNER
-    if begun is None or now is None or (now.generation, now.member_id) != (
-            begun.generation, begun.member_id):
+    if begun is None or now is None or now.member_id != begun.member_id:
         return Verdict.LOST
     if now.alive_at is not None and at - now.alive_at < lease_s:
         return Verdict.OWNER
