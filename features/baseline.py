@@ -92,9 +92,20 @@ class Baseline:
         self.sumsqs = list(data[pos + 3 + b : pos + 3 + 2 * b])
         return pos + 3 + 2 * b
 
-    def snapshot_into(self, out: list[float], calibrating: bool, means: Sequence[float]) -> None:
+    def windows_complete(self, profile: Profile, ts_ms: int) -> bool:
+        """True once every window of a reading at ``ts_ms`` spans its full length.
+
+        Counted from the first reading since calibration began, so after a baseline reset
+        (which keeps the windows) this is later than it need be, never earlier.
+        """
+        return (self.first_ts_ms != NO_TIME
+                and ts_ms - self.first_ts_ms >= profile.windows_complete_s * 1000)
+
+    def snapshot_into(self, out: list[float], calibrating: bool, means: Sequence[float],
+                      windows_complete: bool) -> None:
         """Append what :func:`baseline_scores` needs of one reading."""
         out.append(1.0 if calibrating else 0.0)
+        out.append(1.0 if windows_complete else 0.0)
         out.append(float(self.n))
         out.extend(means)
         out.extend(self.sums)
@@ -103,7 +114,7 @@ class Baseline:
 
 def snapshot_width(profile: Profile) -> int:
     """Floats :meth:`Baseline.snapshot_into` appends."""
-    return 2 + 3 * len(profile.baseline_sensors)
+    return 3 + 3 * len(profile.baseline_sensors)
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,8 @@ class BaselineScores:
     calibrating: np.ndarray
     score: np.ndarray
     z: np.ndarray
+    windows_complete: np.ndarray
+    """Every window of the reading spans its full length (drift watches only these rows)."""
 
 
 def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
@@ -121,15 +134,15 @@ def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
     Vectorised over the batch; calibration rows score 0.
     """
     b = len(profile.baseline_sensors)
-    calibrating = tail[:, 0] > 0.0
-    n = np.maximum(tail[:, 1:2], 2.0)
-    means, sums, sumsqs = tail[:, 2 : 2 + b], tail[:, 2 + b : 2 + 2 * b], tail[:, 2 + 2 * b :]
+    calibrating, complete = tail[:, 0] > 0.0, tail[:, 1] > 0.0
+    n = np.maximum(tail[:, 2:3], 2.0)
+    means, sums, sumsqs = tail[:, 3 : 3 + b], tail[:, 3 + b : 3 + 2 * b], tail[:, 3 + 2 * b :]
     level = sums / n
     variance = np.maximum((sumsqs - sums * level) / (n - 1.0), 0.0)
     deviation = np.maximum(np.sqrt(variance), _floor(profile, level))
     z = np.where(calibrating[:, None], 0.0, (means - level) / deviation)
     score = np.abs(z).max(axis=1) if b else np.zeros(len(tail))
-    return BaselineScores(calibrating=calibrating, score=score, z=z)
+    return BaselineScores(calibrating=calibrating, score=score, z=z, windows_complete=complete)
 
 
 def _floor(profile: Profile, level: np.ndarray) -> np.ndarray:

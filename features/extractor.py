@@ -73,7 +73,8 @@ class FeatureExtractor:
             window.snapshot_into(snapshot)
         means = state.windows[self._baseline_window].means(self._baseline_sensors)
         calibrating = state.baseline.observe(self.profile, ts_ms, means)
-        state.baseline.snapshot_into(snapshot, calibrating, means)
+        state.baseline.snapshot_into(snapshot, calibrating, means,
+                                     state.baseline.windows_complete(self.profile, ts_ms))
         if ts_ms >= prev_ts:
             state.prev_ts_ms = ts_ms
             state.prev_values = list(values)
