@@ -31,6 +31,7 @@ from typing import Any
 import joblib
 import mlflow
 import mlflow.artifacts
+import mlflow.utils.logging_utils
 import pandas as pd
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
@@ -124,15 +125,39 @@ def _predictions_frame(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFr
     })
 
 
-def quiet_mlflow() -> None:
-    """Keep MLflow's artifact progress bars and Python warnings out of service logs.
+class _AtDebug(logging.Handler):
+    """MLflow's and alembic's records, below ERROR demoted to DEBUG, to the root handlers.
 
-    Deprecations, "no input example" and the like are noise there, once per model load or
-    training.
+    MLflow gives its loggers a handler of its own on stderr, so its INFO and WARNING lines
+    ("Creating initial MLflow database tables", the CloudPickle warning) reached the terminal
+    and the worker log whatever our level; now they are there only at DEBUG.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        root = logging.getLogger()
+        if root.isEnabledFor(record.levelno):
+            root.handle(record)
+
+
+_AT_DEBUG = _AtDebug()
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's progress bars, prints, warnings and log lines out of terminals and logs.
+
+    Deprecations, "no input example", "Successfully registered model" and the like are noise
+    there, once per model load or training; its log records remain, at DEBUG.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # SQLite store migrations at INFO
+    mlflow.utils.logging_utils.disable_logging()  # type: ignore[no-untyped-call]  # eprint()s
+    for name in ("mlflow", "alembic"):
+        logger = logging.getLogger(name)
+        logger.handlers = [_AT_DEBUG]
+        logger.propagate = False
+        logger.setLevel(logging.NOTSET if name == "mlflow" else logging.WARNING)
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
