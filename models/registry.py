@@ -188,8 +188,13 @@ def _experiment_id(client: MlflowClient, config: RegistryConfig, profile: str) -
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None) -> str:
-    """Log a training run, register its bundle and point ``alias`` at it; return the version."""
+def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None,
+             plots: bool = True) -> str:
+    """Log a training run, register its bundle and point ``alias`` at it; return the version.
+
+    ``plots=False`` leaves out the plots (matplotlib's import and rendering cost seconds that a
+    bootstrap baseline, a stand-in until ``assetwatch train``, should not add to a first start).
+    """
     client = _client(config)
     bundle = result.bundle
     name = config.model_name(bundle.profile)
@@ -201,7 +206,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
         serving = write_bundle(bundle, Path(tmp) / SERVING_DIR)
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
-        _log_details(client, run.info.run_id, result, Path(tmp))
+        _log_details(client, run.info.run_id, result, Path(tmp), plots)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=AssetModel(),
@@ -220,16 +225,16 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
     return version
 
 
-def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path
-                 ) -> None:
+def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path,
+                 plots: bool) -> None:
     """Plots, the training reference and the search's trials, as artifacts of the active run."""
-    from assetwatch.models.plots import training_plots  # matplotlib loads only when a run is logged
-
     bundle, validation, estimators = result.bundle, result.validation, result.estimators
     if estimators is not None:
         joblib.dump(estimators, tmp / ESTIMATORS_FILE)
         mlflow.log_artifact(str(tmp / ESTIMATORS_FILE))
-    if validation is not None and estimators is not None:
+    if plots and validation is not None and estimators is not None:
+        from assetwatch.models.plots import training_plots  # matplotlib only for the plots
+
         (tmp / PLOTS_DIR).mkdir()
         for name, png in training_plots(validation.labels, validation.failure_probability,
                                         bundle.feature_names,
