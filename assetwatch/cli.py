@@ -131,16 +131,19 @@ def _cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     from assetwatch.agents.kafka.consumer import RecordReader
-    from assetwatch.schemas.codecs import to_json_safe
 
+    stop = threading.Event()
+    if args.follow:  # Ctrl-C or SIGTERM ends following cleanly, after the current record
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     shown = 0
-    with RecordReader(settings, [args.topic]) as reader:
-        for record in reader.iterate(args.timeout):
-            line = {"kind": record.kind, "partition": record.partition,
-                    "offset": record.offset, **to_json_safe(record.fields)}
-            line.update(to_json_safe({"key": record.key, "timestamp": record.timestamp_ms,
-                                      "headers": dict(record.headers)}))
-            print(json.dumps(line), flush=True)
+    with RecordReader(settings, [args.topic], from_end=args.from_end) as reader:
+        until = "Ctrl-C" if args.follow else f"idle for {args.timeout:g}s"
+        print(f"consume: reading {args.topic} from the {'end' if args.from_end else 'beginning'}"
+              f" until {until}", file=sys.stderr, flush=True)
+        records = reader.follow(stop) if args.follow else reader.iterate(args.timeout)
+        for record in records:
+            print(json.dumps(record.as_line()), flush=True)
             shown += 1
             if args.max and shown >= args.max:
                 break
@@ -335,7 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     consume = verbs.add_parser("consume", help="print a topic's records as JSON lines")
     consume.add_argument("topic")
     consume.add_argument("--max", type=int, default=0, help="stop after N records")
-    consume.add_argument("--timeout", type=float, default=5.0, help="stop when idle SECONDS")
+    consume.add_argument("--timeout", type=float, default=5.0,
+                         help="stop when idle SECONDS (not with --follow)")
+    consume.add_argument("--from-end", action="store_true",
+                         help="start at the end of each partition: only records written after")
+    consume.add_argument("--follow", action="store_true",
+                         help="keep printing new records until Ctrl-C or SIGTERM (exit 0)")
     consume.set_defaults(run=_cmd_consume)
 
     dlq = verbs.add_parser("dlq", help="list dead letters, or replay them to the telemetry topic")

@@ -26,7 +26,9 @@ DESCRIPTIONS: dict[str, str] = {
               "stops it: flushed, summary printed, status 0.",
     "evaluate": "Backtest labelled files through a real worker and report per-file and pooled "
                 "precision, recall and detection delay.",
-    "consume": "Print a topic's records (every assetwatch contract) as JSON lines.",
+    "consume": "Print a topic's records (every assetwatch contract, single-object, Confluent or "
+               "JSON framed) as JSON lines with key, partition, offset, timestamp and headers; "
+               "from the beginning or --from-end, until idle or --follow until Ctrl-C.",
     "dlq": "List dead letters by reason, or replay their original bytes to the telemetry topic.",
     "train": "Train models per profile (synthetic or labelled files) and register them as "
              "the challenger; --promote serves them right away.",
@@ -50,7 +52,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "simulate": (*BROKER, "SEED"),
     "replay": (*BROKER, "PROFILES_DIR"),
     "evaluate": (*BROKER, *REGISTRY),
-    "consume": BROKER,
+    "consume": (*BROKER, "SCHEMA_REGISTRY_URL"),
     "dlq": BROKER,
     "train": (*REGISTRY, "TRAIN_TRIALS", "TRAIN_TREES", "SEED"),
     "promote": REGISTRY,

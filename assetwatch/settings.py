@@ -68,8 +68,13 @@ class Settings(BaseSettings):
     """Extra folder of profile .toml files, read before the bundled ones."""
     batch_max_events: int = Field(default=2000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
-    batch_max_wait_s: float = Field(default=0.2, gt=0)
-    """Micro-batch time bound in seconds."""
+    batch_max_wait_s: float = Field(default=0.0, ge=0)
+    """Seconds a batch waits for more readings once it has one; 0: what is queued goes at once."""
+    # With 0, batches still grow with load (readings queue while the previous batch is
+    # scored), and a reading at a low rate does not wait for company.
+    fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
+    """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
+    # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.
     scoring_process: bool = True
     """Fold features and score in a helper process, so consuming and scoring use two cores."""
     max_payload_bytes: int = Field(default=65_536, ge=64)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assetwatch.features.profiles import Profile
+from assetwatch.features.windows import BucketedWindow
 
 NO_TIME = -1
 RELATIVE_FLOOR = 1e-3
@@ -57,11 +58,12 @@ class Baseline:
         """True until the calibration readings are in (and at least two complete windows)."""
         return self.seen < profile.baseline.calibration_readings or self.n < 2
 
-    def observe(self, profile: Profile, ts_ms: int, means: Sequence[float]) -> bool:
-        """Count one reading with its watched window ``means``; True if it is a calibration one.
+    def observe(self, profile: Profile, ts_ms: int, window: BucketedWindow) -> bool:
+        """Count one reading, its baseline ``window`` folded; True if it is a calibration one.
 
         A reading is judged only once calibration has ended *and* its window is complete, so
-        no partly filled window passes for a signal.
+        no partly filled window passes for a signal. The window means are summed while
+        calibrating; after that they are derived from the snapshot, vectorised.
         """
         if self.first_ts_ms == NO_TIME or ts_ms < self.first_ts_ms:
             self.first_ts_ms = ts_ms
@@ -72,7 +74,7 @@ class Baseline:
         self.seen += 1
         if complete:
             self.n += 1
-            for i, m in enumerate(means):
+            for i, m in enumerate(window.means(profile.baseline_sensors)):
                 self.sums[i] += m
                 self.sumsqs[i] += m * m
         return True
@@ -101,20 +103,19 @@ class Baseline:
         return (self.first_ts_ms != NO_TIME
                 and ts_ms - self.first_ts_ms >= profile.windows_complete_s * 1000)
 
-    def snapshot_into(self, out: list[float], calibrating: bool, means: Sequence[float],
-                      windows_complete: bool) -> None:
-        """Append what :func:`baseline_scores` needs of one reading."""
+    def snapshot_into(self, out: list[float], calibrating: bool, windows_complete: bool
+                      ) -> None:
+        """Append what :func:`baseline_scores` needs of one reading, beside its window means."""
         out.append(1.0 if calibrating else 0.0)
         out.append(1.0 if windows_complete else 0.0)
         out.append(float(self.n))
-        out.extend(means)
         out.extend(self.sums)
         out.extend(self.sumsqs)
 
 
 def snapshot_width(profile: Profile) -> int:
     """Floats :meth:`Baseline.snapshot_into` appends."""
-    return 3 + 3 * len(profile.baseline_sensors)
+    return 3 + 2 * len(profile.baseline_sensors)
 
 
 @dataclass(frozen=True)
@@ -128,20 +129,21 @@ class BaselineScores:
     """Every window of the reading spans its full length (drift watches only these rows)."""
 
 
-def baseline_scores(tail: np.ndarray, profile: Profile) -> BaselineScores:
-    """Scores of readings from the baseline part of their snapshots (n, snapshot_width).
+def baseline_scores(totals: np.ndarray, means: np.ndarray, profile: Profile) -> BaselineScores:
+    """Scores of readings from the baseline part of their snapshots and their window means.
 
-    Vectorised over the batch; calibration rows score 0.
+    ``totals`` is (n, snapshot_width), ``means`` (n, watched sensors). Vectorised over the
+    batch; calibration rows score 0.
     """
     b = len(profile.baseline_sensors)
-    calibrating, complete = tail[:, 0] > 0.0, tail[:, 1] > 0.0
-    n = np.maximum(tail[:, 2:3], 2.0)
-    means, sums, sumsqs = tail[:, 3 : 3 + b], tail[:, 3 + b : 3 + 2 * b], tail[:, 3 + 2 * b :]
+    calibrating, complete = totals[:, 0] > 0.0, totals[:, 1] > 0.0
+    n = np.maximum(totals[:, 2:3], 2.0)
+    sums, sumsqs = totals[:, 3 : 3 + b], totals[:, 3 + b :]
     level = sums / n
     variance = np.maximum((sumsqs - sums * level) / (n - 1.0), 0.0)
     deviation = np.maximum(np.sqrt(variance), _floor(profile, level))
     z = np.where(calibrating[:, None], 0.0, (means - level) / deviation)
-    score = np.abs(z).max(axis=1) if b else np.zeros(len(tail))
+    score = np.abs(z).max(axis=1) if b else np.zeros(len(totals))
     return BaselineScores(calibrating=calibrating, score=score, z=z, windows_complete=complete)
 
 

@@ -10,6 +10,9 @@ from assetwatch.features.baseline import BaselineScores, baseline_scores, snapsh
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import NO_TIME, AssetState
 
+Snapshots = Sequence[Sequence[float]] | np.ndarray
+"""Per-reading snapshots from :meth:`FeatureExtractor.fold`, as lists or one matrix."""
+
 MIN_DENOMINATOR = 1e-9
 """Ratios and percentage changes over a smaller magnitude are 0.0, as over an exact zero.
 
@@ -37,6 +40,12 @@ class FeatureExtractor:
         self._baseline_window = profile.baseline_window
         self._baseline_sensors = profile.baseline_sensors
         self.baseline_width = snapshot_width(profile)
+        window_widths = [1 + (4 if spec.extrema else 2) * self._k for spec in profile.windows]
+        self._baseline_count = 2 * self._k + 2 + sum(window_widths[: self._baseline_window])
+        """Snapshot column of the baseline window's count; its sums follow."""
+        self._baseline_sums = [self._baseline_count + 1 + i for i in self._baseline_sensors]
+        self.snapshot_width = 2 * self._k + 2 + sum(window_widths) + self.baseline_width
+        """Floats in one reading's snapshot (see :meth:`fold`)."""
         self._window_stats = [
             [(stat, j) for stat in spec.stats] for j, spec in enumerate(profile.windows)
         ]
@@ -71,9 +80,9 @@ class FeatureExtractor:
             snapshot.extend(self._no_prev)
         for window in state.windows:
             window.snapshot_into(snapshot)
-        means = state.windows[self._baseline_window].means(self._baseline_sensors)
-        calibrating = state.baseline.observe(self.profile, ts_ms, means)
-        state.baseline.snapshot_into(snapshot, calibrating, means,
+        calibrating = state.baseline.observe(self.profile, ts_ms,
+                                             state.windows[self._baseline_window])
+        state.baseline.snapshot_into(snapshot, calibrating,
                                      state.baseline.windows_complete(self.profile, ts_ms))
         if ts_ms >= prev_ts:
             state.prev_ts_ms = ts_ms
@@ -85,14 +94,21 @@ class FeatureExtractor:
         row: list[float] = self.rows([self.fold(state, ts_ms, values)])[0].tolist()
         return row
 
-    def baseline(self, snapshots: Sequence[Sequence[float]]) -> BaselineScores:
-        """Baseline scores of the readings whose snapshots are given (see :meth:`fold`)."""
-        tail = np.asarray([s[-self.baseline_width :] for s in snapshots], dtype=float)
-        return baseline_scores(tail.reshape(len(snapshots), self.baseline_width), self.profile)
+    def snapshots(self, snapshots: Snapshots) -> np.ndarray:
+        """Snapshots as one (n, :attr:`snapshot_width`) matrix, shared by rows and baseline."""
+        return np.asarray(snapshots, dtype=float).reshape(len(snapshots), self.snapshot_width)
 
-    def rows(self, snapshots: Sequence[Sequence[float]]) -> np.ndarray:
+    def baseline(self, snapshots: Snapshots) -> BaselineScores:
+        """Baseline scores of the readings whose snapshots are given (see :meth:`fold`)."""
+        s = self.snapshots(snapshots)
+        count = s[:, self._baseline_count : self._baseline_count + 1]
+        means = _divide(s[:, self._baseline_sums], count, count > 0.0)
+        return baseline_scores(s[:, self.snapshot_width - self.baseline_width :], means,
+                               self.profile)
+
+    def rows(self, snapshots: Snapshots) -> np.ndarray:
         """Feature matrix (n, features) of the readings whose snapshots are given."""
-        s = np.asarray(snapshots, dtype=float)
+        s = self.snapshots(snapshots)
         k, n = self._k, len(s)
         x = s[:, :k]
         has_prev = s[:, k : k + 1] > 0.0

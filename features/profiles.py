@@ -122,6 +122,11 @@ class Profile:
         return tuple(s.name for s in self.sensors)
 
     @cached_property
+    def sensor_set(self) -> frozenset[str]:
+        """Sensor names as a set: a reading's keys must equal it."""
+        return frozenset(self.sensor_names)
+
+    @cached_property
     def feature_names(self) -> tuple[str, ...]:
         """Model-input column names, derived from the parameters (``temperature_mean_5m``)."""
         names: list[str] = []

@@ -24,6 +24,53 @@ _DIGEST_BYTES = 6
 """48-bit digests: exact in a float64, and a chance collision among 16 ids is ~2^-44."""
 
 
+_POSITION = struct.Struct("<5d")
+"""The head of a stored state: format version, watermark, previous time, partition, offset."""
+
+
+def source_position(data: bytes) -> tuple[int, int] | None:
+    """(source partition, offset) of the newest reading stored state ``data`` holds.
+
+    Read from the head of the bytes, without decoding the rest (any profile); None when
+    ``data`` is not a state :meth:`AssetState.to_bytes` wrote.
+
+    >>> source_position(AssetState([], Baseline(), applied_partition=2,
+    ...                            applied_offset=41).to_bytes())
+    (2, 41)
+    >>> source_position(b"junk") is None
+    True
+    """
+    if len(data) < _POSITION.size:
+        return None
+    version, _, _, partition, offset = _POSITION.unpack_from(data)
+    if version not in (_FORMAT_VERSION, _NO_RECENT_EVENTS):
+        return None
+    return int(partition), int(offset)
+
+
+def supersedes(new: bytes, old: bytes | None) -> bool:
+    """True unless stored state ``old`` holds a newer reading of the same partition than ``new``.
+
+    Every state is the fold of its asset's readings up to its source offset, so of two
+    states the one further along its partition is the newer, whichever was written last
+    (a worker that lost its partitions may write late). Unreadable or cross-partition
+    pairs fall back to the last write winning.
+
+    >>> def at(offset): return AssetState([], Baseline(), applied_partition=0,
+    ...                                  applied_offset=offset).to_bytes()
+    >>> supersedes(at(5), at(9)), supersedes(at(9), at(5)), supersedes(at(5), at(5))
+    (False, True, True)
+    >>> supersedes(at(5), None)
+    True
+    """
+    if old is None:
+        return True
+    new_at, old_at = source_position(new), source_position(old)
+    if new_at is None or old_at is None or new_at[0] != old_at[0]:
+        return True
+    return new_at[1] >= old_at[1]
+
+
 def event_digest(event_id: str) -> float:
     """An event id as a float64-exact 48-bit digest (the state keeps digests, not ids)."""
     return float(int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=_DIGEST_BYTES)
@@ -53,8 +100,10 @@ class AssetState:
     applied_partition: int = -1
     applied_offset: int = -1
     """Source partition and offset of the newest reading folded in (replays are not refolded)."""
-    recent: list[tuple[float, float]] = field(default_factory=list)
-    """(event id digest, content digest) of the newest :data:`RECENT_EVENTS` folded in."""
+    recent_events: list[float] = field(default_factory=list)
+    """Event id digests of the newest :data:`RECENT_EVENTS` readings folded in, oldest first."""
+    recent_contents: list[float] = field(default_factory=list)
+    """Their content digests, in the same order."""
 
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
@@ -65,15 +114,17 @@ class AssetState:
 
     def seen(self, event: float) -> float | None:
         """The content digest of event id digest ``event`` if the state remembers it."""
-        for known, content in self.recent:
-            if known == event:
-                return content
-        return None
+        try:
+            return self.recent_contents[self.recent_events.index(event)]
+        except ValueError:
+            return None
 
     def remember(self, event: float, content: float) -> None:
         """Keep a folded event's id and content digests among the asset's recent ones."""
-        self.recent.append((event, content))
-        del self.recent[:-RECENT_EVENTS]
+        self.recent_events.append(event)
+        self.recent_contents.append(content)
+        if len(self.recent_events) > RECENT_EVENTS:
+            del self.recent_events[0], self.recent_contents[0]
 
     def to_bytes(self) -> bytes:
         """The state as table bytes, versioned; :meth:`from_bytes` reads them back."""
@@ -81,7 +132,9 @@ class AssetState:
             _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
             float(self.applied_partition), float(self.applied_offset),
             float(len(self.prev_values)), *self.prev_values,
-            float(len(self.recent)), *(digest for pair in self.recent for digest in pair),
+            float(len(self.recent_events)),
+            *(d for pair in zip(self.recent_events, self.recent_contents, strict=True)
+              for d in pair),
         ]
         for window in self.windows:
             floats.extend(window.to_floats())
@@ -126,5 +179,5 @@ class AssetState:
         if not 0 <= n <= RECENT_EVENTS or pos + 1 + 2 * n > len(floats):
             raise ValueError(f"{n} recent events where at most {RECENT_EVENTS} are kept")
         pairs = floats[pos + 1 : pos + 1 + 2 * n]
-        self.recent = list(zip(pairs[::2], pairs[1::2], strict=True))
+        self.recent_events, self.recent_contents = list(pairs[::2]), list(pairs[1::2])
         return pos + 1 + 2 * n

@@ -48,7 +48,7 @@ def check_reading(
             f"({now_ms}); epoch seconds instead of milliseconds?",
         )
     sensors: Mapping[str, float] = reading["sensors"]
-    if len(sensors) != len(profile.sensors) or any(n not in sensors for n in profile.sensor_names):
+    if sensors.keys() != profile.sensor_set:
         _raise_sensor_mismatch(profile, sensors)
     values = []
     for sensor in profile.sensors:

@@ -23,9 +23,7 @@ error accumulates from subtracting.
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from collections.abc import Sequence
 
 from assetwatch.features.profiles import WindowSpec
@@ -46,10 +44,17 @@ class BucketedWindow:
         self.buckets: dict[int, list[float]] = {}
         self.head: int | None = None
         self.count = 0
-        self._sums = [0.0] * k
-        self._sumsqs = [0.0] * k
-        self._mins = [math.inf] * k
-        self._maxs = [-math.inf] * k
+        self._sums: list[float]
+        self._sumsqs: list[float]
+        self._mins: list[float]
+        self._maxs: list[float]
+        self._clear_totals()
+
+    def _clear_totals(self) -> None:
+        k = self.k
+        self.count = 0
+        self._sums, self._sumsqs = [0.0] * k, [0.0] * k
+        self._mins, self._maxs = [math.inf] * k, [-math.inf] * k
 
     @property
     def bucket_width(self) -> int:
@@ -192,25 +197,20 @@ class BucketedWindow:
             self._recompute()
 
     def _recompute(self) -> None:
-        """Re-derive the window totals by merging its buckets, oldest first.
+        """Re-derive the window totals by merging its buckets, a column at a time.
 
-        Column-wise with ``reduce`` and ``min``/``max`` in C: the very additions and
-        comparisons of a per-bucket loop, in its order (so bit-identical), about 4x faster;
-        this was the largest cost of computing training features.
+        ``math.fsum`` rounds each total once and the same on every Python version (the
+        built-in ``sum`` of floats changed its rounding in 3.12), so online and offline
+        folds agree wherever they run.
         """
         k = self.k
         columns = list(zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True))
         if not columns:
-            self.count = 0
-            self._sums, self._sumsqs = [0.0] * k, [0.0] * k
-            self._mins, self._maxs = [math.inf] * k, [-math.inf] * k
+            self._clear_totals()
             return
-        self.count = sum(int(c) for c in columns[0])
-        self._sums = [functools.reduce(operator.add, columns[1 + i], 0.0) for i in range(k)]
-        self._sumsqs = [functools.reduce(operator.add, columns[1 + k + i], 0.0)
-                        for i in range(k)]
+        self.count = int(math.fsum(columns[0]))
+        self._sums = [math.fsum(c) for c in columns[1 : 1 + k]]
+        self._sumsqs = [math.fsum(c) for c in columns[1 + k : 1 + 2 * k]]
         if self.extrema:
-            self._mins = [min(math.inf, *columns[1 + 2 * k + i]) for i in range(k)]
-            self._maxs = [max(-math.inf, *columns[1 + 3 * k + i]) for i in range(k)]
-        else:
-            self._mins, self._maxs = [math.inf] * k, [-math.inf] * k
+            self._mins = [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
+            self._maxs = [max(c) for c in columns[1 + 3 * k : 1 + 4 * k]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.distance import jensenshannon
 
 BINS = 10
 ANOMALY_SCORE = "output:anomaly_score"
@@ -83,14 +84,10 @@ class FeatureReference:
 def js_divergence(counts: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence (base 2, in [0, 1]) of each row of ``counts``.
 
-    Each against the matching row of ``frequencies``; a row without counts gives 0.
+    Each against the matching row of ``frequencies`` (scipy's distance, squared); a row
+    without counts gives 0.
     """
-    totals = counts.sum(axis=1, keepdims=True)
-    p = counts / np.where(totals > 0, totals, 1)
-    q = frequencies
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
-    divergence = np.clip((kl_p + kl_q) / 2, 0.0, 1.0)
-    return np.where(totals[:, 0] > 0, divergence, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the no-count rows, set to 0 below
+        distance = jensenshannon(counts, frequencies, base=2, axis=1)
+    divergence = np.clip(np.square(distance), 0.0, 1.0)
+    return np.where(counts.sum(axis=1) > 0, divergence, 0.0)

@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from assetwatch.schemas.codecs import CONFLUENT_MAGIC, HEADER_LEN, codec
+from assetwatch.schemas.codecs import (
+    CONFLUENT_HEADER_LEN,
+    CONFLUENT_MAGIC,
+    HEADER_LEN,
+    MAGIC,
+    codec,
+)
 
 Format = Literal["avro", "json"]
+Framing = Literal["confluent", "single-object", "json", "unknown"]
 Header = tuple[str, str | bytes | None]
 """A record header as confluent-kafka types it (values here are always bytes)."""
 
@@ -28,6 +35,21 @@ Header = tuple[str, str | bytes | None]
 def confluent_header(schema_id: int) -> bytes:
     """The Confluent wire-format prefix: magic byte 0, then the 4-byte big-endian schema id."""
     return bytes([CONFLUENT_MAGIC]) + schema_id.to_bytes(4, "big")
+
+
+def framing(value: bytes) -> Framing:
+    r"""How ``value`` is framed, by its first bytes (as :func:`decode_any` tells them apart).
+
+    >>> framing(confluent_header(7) + b"body"), framing(b"\xc3\x01" + bytes(8)), framing(b' {}')
+    ('confluent', 'single-object', 'json')
+    """
+    if value[:1] == bytes([CONFLUENT_MAGIC]) and len(value) >= CONFLUENT_HEADER_LEN:
+        return "confluent"
+    if value[:2] == MAGIC:
+        return "single-object"
+    if value.lstrip()[:1] == b"{":
+        return "json"
+    return "unknown"
 
 
 def content_type(name: str, fmt: Format) -> bytes:

@@ -24,8 +24,10 @@ from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState, content_digest, event_digest
 from assetwatch.features.validation import check_reading
 from assetwatch.models.bundle import BatchScores, ScoringModel
-from assetwatch.schemas.codecs import MAGIC, codec
+from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
+from assetwatch.schemas.telemetry_reader import decode_reading
 from assetwatch.schemas.wire import Header, model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.buckets import (
@@ -83,6 +85,20 @@ class _Scorable:
     reading: dict[str, Any]
     features: list[float]
     """The reading's snapshot (:meth:`FeatureExtractor.fold`); rows are built per batch."""
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One profile's scorable items and their snapshot and feature matrices, row-aligned."""
+
+    items: list[_Scorable]
+    snapshots: np.ndarray
+    features: np.ndarray
+
+    def keep(self, mask: np.ndarray) -> _Rows:
+        """The rows ``mask`` selects."""
+        items = [item for item, ok in zip(self.items, mask.tolist(), strict=True) if ok]
+        return _Rows(items, self.snapshots[mask], self.features[mask])
 
 
 @dataclass
@@ -221,6 +237,8 @@ class BatchProcessor:
         self._shadows: Shadows = {} if shadows is None else shadows
         """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         self._telemetry = codec("TelemetryReading")
+        self._reading_header = self._telemetry.header
+        check_reader_schema(self._reading_header)
         header = codec("Prediction").header
         check_schema(header)
         self._encode = partial(encode_prediction, header)
@@ -272,9 +290,9 @@ class BatchProcessor:
         out = _Outputs()
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
-            items, features = self._scorable(prepared, profile, all_items)
-            if items:
-                self._score_profile(prepared, out, profile, items, features, now_ms)
+            rows = self._scorable(prepared, profile, all_items)
+            if rows.items:
+                self._score_profile(prepared, out, profile, rows, now_ms)
         return Outcome(
             predictions=out.predictions,
             dead_letters=prepared.dead_letters,
@@ -294,21 +312,22 @@ class BatchProcessor:
             latest=out.latest,
         )
 
-    def _score_profile(self, prepared: Prepared, out: _Outputs, profile: str,
-                       items: list[_Scorable], features: np.ndarray, now_ms: int) -> None:
+    def _score_profile(self, prepared: Prepared, out: _Outputs, profile: str, rows: _Rows,
+                       now_ms: int) -> None:
         """Score one profile's rows: the served models, then each asset's own baseline."""
         try:
             model = self._models(profile)
-            scores = model.bundle.score(features)
+            scores = model.bundle.score(rows.features)
         except Exception as exc:  # a model failing must not take the batch down
-            log.exception("scoring %d %s readings failed", len(items), profile)
-            for item in items:
+            log.exception("scoring %d %s readings failed", len(rows.items), profile)
+            for item in rows.items:
                 self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
             return
-        items, features, scores = self._finite_only(prepared, model, items, features, scores)
-        if not items:
+        rows, scores = self._finite_only(prepared, model, rows, scores)
+        if not rows.items:
             return
-        baseline = self._extractors[profile].baseline([item.features for item in items])
+        items, features = rows.items, rows.features
+        baseline = self._extractors[profile].baseline(rows.snapshots)
         threshold = self._profiles[profile].baseline.threshold
         scores = replace(scores, is_anomaly=~baseline.calibrating & (baseline.score > threshold))
         out.anomalies += int(scores.is_anomaly.sum())
@@ -321,8 +340,8 @@ class BatchProcessor:
         if watched.any():
             out.drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
                 profile, model, features[watched], _rows(scores, watched), event_ms[watched]))
-        records = [self._record(out, item, profile, model, scores, features, i, now_ms, baseline)
-                   for i, item in enumerate(items)]
+        records = self._publish_rows(out, items, profile, model, scores, features, now_ms,
+                                     baseline)
         challenger = self._shadows.get(profile)
         if challenger is not None:
             shadow = shadow_records(challenger, features, records, scores, _scored)
@@ -333,37 +352,42 @@ class BatchProcessor:
                     for r in shadow[0])
                 out.shadow[profile] = shadow[1]
 
-    def _record(self, out: _Outputs, item: _Scorable, profile: str, model: ScoringModel,
-                scores: BatchScores, features: np.ndarray, i: int, now_ms: int,
-                baseline: BaselineScores) -> dict[str, Any]:
-        """Row ``i``'s Prediction, published; its asset alert, unless it is calibrating."""
-        calibrating = bool(baseline.calibrating[i])
-        record = _scored({
-            "asset_id": item.reading["asset_id"],
-            "asset_type": profile,
-            "event_id": item.reading["event_id"],
-            "event_timestamp": item.reading["timestamp"],
-            "processed_timestamp": now_ms,
-            "calibrating": calibrating,
-            "baseline_score": float(baseline.score[i]),
-        }, model, scores, features, i)
-        key = record["asset_id"].encode()
-        out.seen[record["asset_id"]] = (item.inbound.partition, profile,
-                                        record["event_timestamp"])
-        encoded = self._encode(record)
-        out.predictions.append(Outbound(key, encoded, item.inbound,
-                                        model_headers(model.name, model.version)))
-        recent = out.recent.setdefault(record["asset_id"], [])
-        recent.append(encoded)
-        if len(recent) > RECENT_PREDICTIONS:
-            del recent[0]
-        # a copy: a view would keep the whole batch's feature matrix alive in the index
-        out.latest[record["asset_id"]] = (model.bundle.feature_names, features[i].copy())
-        if not calibrating:
-            alert = self._asset_alerts.observe(record, model, record["top_features"])
-            if alert is not None:
-                out.asset_alerts.append(Outbound(key, alert))
-        return record
+    def _publish_rows(self, out: _Outputs, items: list[_Scorable], profile: str,
+                      model: ScoringModel, scores: BatchScores, features: np.ndarray,
+                      now_ms: int, baseline: BaselineScores) -> list[dict[str, Any]]:
+        """Each row's Prediction, published; its asset alert, unless it is calibrating."""
+        headers = model_headers(model.name, model.version)
+        calibrating = baseline.calibrating.tolist()
+        baseline_score = baseline.score.tolist()
+        newest: dict[str, int] = {}
+        records = []
+        for i, item in enumerate(items):
+            reading = item.reading
+            record = _scored({
+                "asset_id": reading["asset_id"],
+                "asset_type": profile,
+                "event_id": reading["event_id"],
+                "event_timestamp": reading["timestamp"],
+                "processed_timestamp": now_ms,
+                "calibrating": calibrating[i],
+                "baseline_score": baseline_score[i],
+            }, model, scores, features, i)
+            records.append(record)
+            asset, key = record["asset_id"], item.inbound.key
+            out.seen[asset] = (item.inbound.partition, profile, record["event_timestamp"])
+            encoded = self._encode(record)
+            out.predictions.append(Outbound(key, encoded, item.inbound, headers))
+            out.recent.setdefault(asset, []).append(encoded)
+            newest[asset] = i
+            if not calibrating[i]:
+                alert = self._asset_alerts.observe(record, model, record["top_features"])
+                if alert is not None:
+                    out.asset_alerts.append(Outbound(key, alert))
+        for asset, i in newest.items():
+            del out.recent[asset][:-RECENT_PREDICTIONS]
+            # a copy: a view would keep the whole batch's feature matrix alive in the index
+            out.latest[asset] = (model.bundle.feature_names, features[i].copy())
+        return records
 
     def _encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
         """The changed states as bytes; every state of the batch is kept decoded for the next."""
@@ -383,24 +407,25 @@ class BatchProcessor:
         while len(self._decoded) > DECODED_STATES_KEPT:
             self._decoded.popitem(last=False)
 
-    def _scorable(
-        self, prepared: Prepared, profile: str, items: list[_Scorable]
-    ) -> tuple[list[_Scorable], np.ndarray]:
-        """The items whose feature rows the model can take, and their matrix.
+    def _scorable(self, prepared: Prepared, profile: str, items: list[_Scorable]) -> _Rows:
+        """The items whose feature rows the model can take, with their matrices.
 
         sklearn refuses a whole batch over one value beyond float32 range, so such rows are
         dead-lettered one by one and the rest still scored. Their readings stay folded into
         the asset state: each reading was valid, only the feature row derived from it is not.
         """
-        features = self._extractors[profile].rows([item.features for item in items])
+        extractor = self._extractors[profile]
+        snapshots = extractor.snapshots([item.features for item in items])
+        features = extractor.rows(snapshots)
+        rows = _Rows(items, snapshots, features)
         # Two reductions, no temporary matrix, in the usual case; NaN propagates through
         # min/max and compares False, so it takes the slow path too.
         if features.min() > -_FLOAT32_MAX and features.max() < _FLOAT32_MAX:
-            return items, features
+            return rows
         # np.isfinite(x) & (np.abs(x) < max) in one test: NaN compares False, inf is not below.
         within = np.abs(features) < _FLOAT32_MAX
         fits = within.all(axis=1)
-        names = self._extractors[profile].names
+        names = extractor.names
         for i in np.flatnonzero(~fits).tolist():
             j = int(np.argmin(within[i]))
             self._reject(
@@ -409,21 +434,19 @@ class BatchProcessor:
                 "the model takes",
                 items[i].reading,
             )
-        return [item for item, ok in zip(items, fits.tolist(), strict=True) if ok], features[fits]
+        return rows.keep(fits)
 
-    def _finite_only(
-        self, prepared: Prepared, model: ScoringModel, items: list[_Scorable],
-        features: np.ndarray, scores: BatchScores,
-    ) -> tuple[list[_Scorable], np.ndarray, BatchScores]:
+    def _finite_only(self, prepared: Prepared, model: ScoringModel, rows: _Rows,
+                     scores: BatchScores) -> tuple[_Rows, BatchScores]:
         """The rows with finite scores; the others are dead-lettered (:mod:`scoring.guard`)."""
         bad = non_finite_rows(model, scores)
         if not bad:
-            return items, features, scores
+            return rows, scores
         for i, detail in bad.items():
-            self._reject(prepared, items[i].inbound, "scoring_failed", detail, items[i].reading)
-        keep = np.array([i not in bad for i in range(len(items))])
-        return [item for item, ok in zip(items, keep, strict=True) if ok], features[keep], \
-            scores.rows(keep)
+            item = rows.items[i]
+            self._reject(prepared, item.inbound, "scoring_failed", detail, item.reading)
+        keep = np.array([i not in bad for i in range(len(rows.items))])
+        return rows.keep(keep), scores.rows(keep)
 
     def _decode(self, inbound: Inbound) -> dict[str, Any]:
         value = inbound.value
@@ -434,7 +457,9 @@ class BatchProcessor:
                 "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
             )
         try:
-            if value.startswith(MAGIC):
+            if value.startswith(self._reading_header):
+                return decode_reading(value, HEADER_LEN)
+            if value.startswith(MAGIC):  # an earlier schema's reading, or not a reading
                 return self._telemetry.decode(value)
             if value.lstrip()[:1] == b"{":
                 return self._telemetry.decode_json(value)

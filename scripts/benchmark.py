@@ -14,6 +14,15 @@ each process (from /proc; steadier than events/s on a noisy machine) and RSS.
 
 With ``--rate`` the worker is fed readings stamped "now" at that rate instead, and the
 event-time-to-prediction latency percentiles are printed.
+
+``--wire confluent`` runs the worker with Confluent framing (``0x00`` + schema id) through
+the Schema Registry TEST DOUBLE of ``tests/schema_registry_double.py``, started as its own
+process (no real registry installs here; benchmark and test use only). The worker talks to
+it at start only (registering its subjects), so it measures the framing, not the registry.
+Repeat ``--wire`` and add ``--repeat N`` to alternate framings in one invocation:
+
+    python scripts/benchmark.py --events 20000 --no-peer \
+        --wire single-object --wire confluent --repeat 2
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
@@ -46,14 +55,36 @@ from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 
 PEER = Path(__file__).with_name("handwritten_peer.py")
+ROOT = Path(__file__).resolve().parents[1]
+WIRES = ("single-object", "confluent")
+
+
+@contextlib.contextmanager
+def _registry_double() -> Iterator[str]:
+    """The tests' Schema Registry double in a process of its own; yields its URL."""
+    double = subprocess.Popen([sys.executable, "-m", "tests.schema_registry_double"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert double.stdout is not None
+        url = double.stdout.readline().strip()  # the double prints its URL once listening
+        if not url.startswith("http://"):
+            raise SystemExit(f"the registry double did not start (exit {double.poll()})")
+        yield url
+    finally:
+        double.terminate()
+        double.wait(30)
 
 
 def _counter(settings: Settings) -> Consumer:
-    """Counts output messages without decoding them, to leave the CPU to the pipeline."""
+    """Reads the outputs from their start, assigned rather than joining a group.
+
+    A group join takes seconds on tansu, which latency mode would count.
+    """
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{os.getpid()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 10})
-    consumer.subscribe([settings.predictions_topic, settings.dead_letter_topic])
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                     for topic in (settings.predictions_topic, settings.dead_letter_topic)
+                     for p in range(settings.partitions)])
     return consumer
 
 
@@ -116,8 +147,8 @@ def _pipeline(kind: str, settings: Settings, log: Path) -> Iterator[int]:
 
 
 def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
-                log: Path) -> dict[str, Any]:
-    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}"})
+                log: Path, run: str = "") -> dict[str, Any]:
+    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}{run}"})
     ensure_topics(settings)
     with _pipeline(kind, settings, log) as pid:
         counter = _counter(settings)
@@ -181,7 +212,12 @@ def main() -> None:
                         help="latency mode: readings per second, stamped now")
     parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
     parser.add_argument("--log-dir", type=Path, default=Path("."))
+    parser.add_argument("--wire", action="append", choices=WIRES,
+                        help="worker output framing (repeatable: alternated); default "
+                             "single-object; confluent starts the tests' registry double")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the --wire list")
     args = parser.parse_args()
+    wires = args.wire or ["single-object"]
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -206,12 +242,23 @@ def main() -> None:
         readings = list(simulated_readings(
             profile, SimulationPlan(assets=args.assets, count=args.events + warmup, rate=1e9),
             threading.Event(), time.time))
-        kinds = ("worker",) if args.no_peer else ("worker", "peer")
+        registry = (stack.enter_context(_registry_double()) if "confluent" in wires
+                    else None)
         results = {}
-        for kind in kinds:
-            print(f"timing the {kind} on {args.events} readings...", file=sys.stderr)
-            results[kind] = _throughput(kind, base, readings, warmup, log)
-            print(json.dumps({**results[kind], "assets": args.assets, "trees": args.trees}))
+        for round_ in range(args.repeat):
+            for wire in wires:
+                framed = base.model_copy(update={
+                    "schema_registry_url": registry if wire == "confluent" else None})
+                print(f"timing the worker ({wire}) on {args.events} readings...",
+                      file=sys.stderr)
+                results["worker"] = _throughput("worker", framed, readings, warmup, log,
+                                                f"-{wire}-{round_}")
+                print(json.dumps({**results["worker"], "wire": wire, "round": round_,
+                                  "assets": args.assets, "trees": args.trees}))
+        if not args.no_peer:
+            print(f"timing the peer on {args.events} readings...", file=sys.stderr)
+            results["peer"] = _throughput("peer", base, readings, warmup, log)
+            print(json.dumps({**results["peer"], "assets": args.assets, "trees": args.trees}))
         if "peer" in results:
             ratio = results["worker"]["events_per_s"] / results["peer"]["events_per_s"]
             print(json.dumps({"worker_over_peer": round(ratio, 2)}))

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.schemas.codecs import codec
@@ -164,13 +165,9 @@ class DeadLetterScan:
         self.skipped = 0
         self.timed_out = False
         self._idle_timeout_s = idle_timeout_s
-        self._consumer = Consumer({
-            **settings.kafka_client_config(),
-            "group.id": f"assetwatch-dlq-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        })
+        self._consumer = clients.consumer(
+            settings, f"assetwatch-dlq-{uuid.uuid4().hex[:8]}",
+            {"enable.partition.eof": True, "auto.offset.reset": "earliest"})
         try:
             self._bounds = self._observe_bounds(settings)
         except KafkaException as exc:
@@ -182,14 +179,10 @@ class DeadLetterScan:
 
     def _observe_bounds(self, settings: Settings) -> dict[int, tuple[int, int]]:
         """Partition -> (first offset, end offset) as of now."""
-        # Metadata for all topics: asking for one by name would make tansu auto-create it.
-        topics = self._consumer.list_topics(timeout=METADATA_TIMEOUT_S).topics
-        if self.topic not in topics:
-            raise BrokerError(f"topic {self.topic} does not exist")
         bounds = {
             p: self._consumer.get_watermark_offsets(
                 TopicPartition(self.topic, p), timeout=METADATA_TIMEOUT_S)
-            for p in topics[self.topic].partitions
+            for p in clients.partitions_of(self._consumer, self.topic)
         }
         if settings.broker_compat == "tansu":
             ends = _fetched_ends(settings, self.topic, {p: end for p, (_, end) in bounds.items()})

@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from assetwatch.agents.kafka import clients
 from assetwatch.errors import BrokerError, ConfigError
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
@@ -46,8 +47,7 @@ def label_record(asset_id: str, failure: bool, event_ms: int, note: str | None =
 
 def publish_label(settings: Settings, record: dict[str, Any]) -> tuple[int, int]:
     """Publish one label keyed by asset id and wait for it; returns (partition, offset)."""
-    producer = Producer({**settings.kafka_client_config(), "partitioner": "murmur2_random",
-                         "acks": "all", "log.connection.close": False})
+    producer = clients.producer(settings, {"acks": "all"})
     delivered: list[Message] = []
     errors: list[KafkaError] = []
 

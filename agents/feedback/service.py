@@ -23,13 +23,13 @@ from assetwatch.agents.feedback.performance import (
     FeedbackView,
     Kind,
 )
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.errors import BrokerError
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-METADATA_TIMEOUT_S = 10.0
 POLL_S = 0.5
 BATCH = 1000
 
@@ -62,21 +62,11 @@ def _open(settings: Settings) -> tuple[Consumer, dict[str, Kind]]:
     """A consumer assigned every partition of both topics, from the beginning."""
     kinds: dict[str, Kind] = {settings.predictions_topic: "prediction",
                               settings.labels_topic: "label"}
-    consumer = Consumer({
-        **settings.kafka_client_config(),
-        "group.id": f"{settings.app_id}-feedback",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "log.connection.close": False,
-    })
+    consumer = clients.consumer(settings, f"{settings.app_id}-feedback",
+                                {"enable.partition.eof": True})
     try:
-        assignment = []
-        for topic in kinds:
-            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
-            if metadata is None or metadata.error is not None or not metadata.partitions:
-                raise BrokerError(f"topic {topic} is missing; run ensure_topics first")
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING)
-                           for p in sorted(metadata.partitions)]
+        assignment = [TopicPartition(topic, p, OFFSET_BEGINNING)
+                      for topic in kinds for p in clients.partitions_of(consumer, topic)]
     except BaseException:
         consumer.close()
         raise

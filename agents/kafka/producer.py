@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from assetwatch.agents.kafka import clients
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
@@ -22,14 +23,8 @@ class ReadingPublisher:
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self.topic = topic or settings.telemetry_topic
-        self._producer = Producer({
-            **settings.kafka_client_config(),
-            "partitioner": "murmur2_random",
-            "linger.ms": 5,
-            "enable.idempotence": False,
-            "acks": "all",
-            "log.connection.close": False,  # idle disconnects are normal, not news
-        })
+        self._producer = clients.producer(
+            settings, {"linger.ms": 5, "enable.idempotence": False, "acks": "all"})
         self._codec = codec("TelemetryReading")
         self.sent = 0
         self.failed = 0
@@ -47,12 +42,7 @@ class ReadingPublisher:
 
     def send_raw(self, key: bytes | None, value: bytes | None) -> None:
         """Publish bytes as they are (tests use it for poison records)."""
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.05)  # the local queue is full: let deliveries drain
+        clients.produce(self._producer, self.topic, value, key, on_delivery=self._on_delivery)
         self._producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:

@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from assetwatch.agents.kafka import clients
 from assetwatch.errors import BrokerError
 from assetwatch.settings import Settings
 
@@ -52,7 +53,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; fail if an existing one has the wrong partition count."""
-    admin = AdminClient(settings.kafka_client_config())
+    admin = clients.admin(settings)
     try:
         existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
     except KafkaException as exc:

@@ -17,9 +17,13 @@ from assetwatch.agents.worker.faust_internals import (
     VERIFIED_FAUST_VERSIONS,
     AssetwatchTransport,
     TansuTransport,
+    abandon,
     channel_queue,
     faust_version_verified,
+    membership,
+    newest_state_table,
 )
+from assetwatch.agents.worker.fence import OwnershipFence
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.pipeline import BatchPipeline
@@ -28,6 +32,7 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.features.state import supersedes
 from assetwatch.settings import ClientValue, Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ class AssetwatchApp(faust.App):
 
     assetwatch_client_config: Mapping[str, ClientValue] = {}
     assetwatch_compat: str = "none"
+    assetwatch_fetch_max_wait_ms: int = 1500
 
     def _new_transport(self) -> TransportT:
         kind = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
@@ -98,13 +104,16 @@ def create_app(
     )
     app.assetwatch_client_config = client_config
     app.assetwatch_compat = settings.broker_compat
+    app.assetwatch_fetch_max_wait_ms = settings.fetch_max_wait_ms
 
     telemetry = app.topic(
         settings.telemetry_topic, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
-    states = app.Table(
+    states = newest_state_table(
+        app,
         STATE_TABLE,
+        supersedes,  # recovery keeps each asset's newest state, not its last written one
         partitions=settings.partitions,
         key_type=bytes,  # raw bytes both ways: state has its own compact format
         value_type=bytes,
@@ -119,8 +128,9 @@ def create_app(
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
         queue = channel_queue(stream)
         index = queries.index if queries is not None else None
-        await BatchPipeline(settings, scorer, states, metrics, silence, progress,
-                            index).run(queue)
+        fence = OwnershipFence(lambda: membership(app), settings.session_timeout_s)
+        await BatchPipeline(settings, scorer, states, metrics, silence, progress, index,
+                            (fence, lambda events: abandon(app, events))).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:

@@ -15,22 +15,26 @@ idempotence, which tansu 0.6.0 does not keep across a broker crash (see agents/w
 On Apache Kafka leave it ``none``: nothing changes.
 
 Whatever the broker, :class:`AssetwatchConsumer` delivers fetched messages without Faust's
-per-message ``wait_first`` when delivery cannot block (see its docstring).
+per-message ``wait_first`` when delivery cannot block (see its docstring), and its thread
+records when the group coordinator last confirmed this member (:func:`membership`), which
+the ownership fence of agents/worker/fence.py reads. :class:`NewestStateTable` makes changelog
+recovery keep each key's newest state rather than its last written one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import faust
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, AppT
+from faust.types import TP, AppT, EventT
 from mode import ServiceT
 
+from assetwatch.agents.worker.fence import Membership
 from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import BrokerError
 from assetwatch.settings import ClientValue
@@ -110,6 +114,11 @@ def _delivers_at_once(app: AppT, topic: str) -> bool:
     )
 
 
+class _Configured(Protocol):
+    assetwatch_client_config: Mapping[str, ClientValue]
+    assetwatch_fetch_max_wait_ms: int
+
+
 class AssetwatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a cheaper message pump.
 
@@ -121,6 +130,9 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
     ``wait_first`` otherwise, so delivery order, read offsets, gaps and commits follow
     Faust's pump exactly.
     """
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return AssetwatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         deliver, app = self.callback, self.app
@@ -162,20 +174,61 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
                 raise
 
 
+class AssetwatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread: fetches held as the settings say, membership noted.
+
+    Faust creates the worker's consumer with ``fetch_max_wait_ms=1500``: with no new data the
+    broker holds each fetch up to that long, and tansu holds it about half of that even when
+    data arrives, which was most of an event's latency at low rates. aiokafka reads the
+    value when the consumer starts, after :meth:`_create_worker_consumer` sets it.
+
+    ``member_alive_at`` is the monotonic time a heartbeat that the coordinator answered as a
+    member's (no error, or a rebalance in progress) was *sent*, or an assignment arrived: the
+    broker keeps the member until at least that time plus the session timeout. aiokafka keeps
+    this only in a local variable of its heartbeat routine, so the coordinator's
+    ``_do_heartbeat`` is wrapped once the client has created it.
+    """
+
+    member_alive_at: float | None = None
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(_Configured, self.app).assetwatch_fetch_max_wait_ms
+        return consumer
+
+    async def on_start(self) -> None:
+        """Start the aiokafka client, then wrap its coordinator's heartbeat."""
+        await super().on_start()
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        heartbeat = getattr(coordinator, "_do_heartbeat", None)
+        if heartbeat is None:  # no group (never here): nothing to confirm membership with
+            return
+
+        async def timed_heartbeat() -> bool:
+            sent = time.monotonic()
+            ok = bool(await heartbeat())
+            if ok:
+                self.member_alive_at = sent
+            return ok
+
+        coordinator._do_heartbeat = timed_heartbeat  # type: ignore[union-attr]
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        """An assignment is the coordinator's answer to this member: it confirms membership."""
+        self.member_alive_at = time.monotonic()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+
 class AssetwatchTransport(faust_aiokafka.Transport):
     """The aiokafka transport with :class:`AssetwatchConsumer`."""
 
     Consumer = AssetwatchConsumer
 
 
-class _ClientConfigured(Protocol):
-    assetwatch_client_config: Mapping[str, ClientValue]
-
-
-class _TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _TansuConsumerThread(AssetwatchConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)
-        config = cast(_ClientConfigured, self.app).assetwatch_client_config
+        config = cast(_Configured, self.app).assetwatch_client_config
         return await asyncio.to_thread(fetched_high_watermarks, config, reported)
 
 
@@ -188,6 +241,76 @@ class TansuTransport(AssetwatchTransport):
     """The aiokafka transport with end offsets corrected for tansu."""
 
     Consumer = _TansuConsumer
+
+
+def membership(app: Any) -> Membership | None:
+    """This worker's group membership as its consumer sees it (None before the client starts).
+
+    Read from the worker's event loop while the consumer thread updates it: single
+    attribute reads, each consistent on its own.
+    """
+    thread = getattr(app.consumer, "_thread", None)
+    coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+    if coordinator is None:
+        return None
+    return Membership(int(coordinator.generation), str(coordinator.member_id),
+                      getattr(thread, "member_alive_at", None))
+
+
+def abandon(app: Any, events: Sequence[EventT[bytes]]) -> None:
+    """Give up ``events`` unacked: their offsets stay uncommitted, for the next owner.
+
+    Faust waits at a revocation until every delivered message is acked
+    (``Consumer.wait_empty``); a fenced batch's messages are taken off that list instead,
+    and the new owner reads them again from the committed offset.
+    """
+    unacked = app.consumer._unacked_messages
+    for event in events:
+        unacked.discard(event.message)
+
+
+Supersedes = Callable[[bytes, bytes | None], bool]
+"""``supersedes(new, current)``: may stored value ``new`` replace ``current``."""
+
+
+class NewestStateTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose changelog recovery keeps, per key, the value ``supersedes`` prefers.
+
+    Faust applies changelog records in log order, so the last written wins: a late write of
+    a worker that lost the partition (a stale state) would replace a newer one at the next
+    recovery. Here a record is applied only when ``supersedes(record, current)`` holds;
+    deletions (None) always apply. Overrides ``Table.apply_changelog_batch`` of faust-streaming
+    0.15.3 (base ``Collection``: hand the batch to ``self.data``, the store).
+    """
+
+    def __init__(self, app: AppT, *, supersedes: Supersedes, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._supersedes = supersedes
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        """Apply the records that supersede their key's value (earlier ones in the batch too)."""
+        pending: dict[Any, bytes | None] = {}
+        keep = []
+        for event in batch:
+            key, value = event.key, cast("bytes | None", event.value)
+            if event.message.value is None or value is None:
+                value = None
+            else:
+                current = pending[key] if key in pending else self.data.get(key)
+                if not self._supersedes(value, current):
+                    continue
+            pending[key] = value
+            keep.append(event)
+        super().apply_changelog_batch(keep)
+
+
+def newest_state_table(app: AppT, name: str, supersedes: Supersedes,
+                       **kwargs: Any) -> NewestStateTable:
+    """``app.Table(name, **kwargs)``, as a :class:`NewestStateTable` (what ``App.Table`` does)."""
+    table = NewestStateTable(app, name=name, supersedes=supersedes,
+                             beacon=app.tables.beacon, **kwargs)
+    app.tables.add(table)
+    return table
 
 
 def faust_version_verified() -> bool:

@@ -23,8 +23,9 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.scoring import Scorer
@@ -51,7 +52,7 @@ POLL_S = 0.5
 
 def announce(settings: Settings, move: AliasMove, action: str) -> None:
     """Publish the ``ModelUpdate`` for ``move`` (action PROMOTE or ROLLBACK) and wait for it."""
-    producer = Producer({**settings.kafka_client_config(), "acks": "all"})
+    producer = clients.producer(settings, {"acks": "all"})
     record = {
         "model_name": move.name, "alias": move.alias, "version": move.version,
         "previous_version": move.previous, "action": action,
@@ -87,17 +88,11 @@ class UpdateFeed:
 
     def _consumer(self) -> Consumer:
         topic = self._settings.model_updates_topic
-        consumer = Consumer({
-            **self._settings.kafka_client_config(),
-            "group.id": f"{self._settings.app_id}-model-updates-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        })
+        consumer = clients.consumer(
+            self._settings, f"{self._settings.app_id}-model-updates-{uuid.uuid4().hex}")
         try:
-            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
-            if metadata is None or metadata.error is not None or not metadata.partitions:
-                raise BrokerError(f"topic {topic} is missing; run ensure_topics first")
             starts = []
-            for partition in metadata.partitions:
+            for partition in clients.partitions_of(consumer, topic):
                 _, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
                 starts.append(TopicPartition(topic, partition, max(int(high) - 1, 0)))

@@ -8,8 +8,9 @@ import socket
 import time
 import uuid
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import SerializationError
 from assetwatch.schemas.codecs import codec
@@ -28,7 +29,7 @@ class OperatorAlerts:
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.operator_alerts_topic
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._producer = Producer({**settings.kafka_client_config(), "linger.ms": 5})
+        self._producer = clients.producer(settings, {"linger.ms": 5})
         self._encode = codec("OperatorAlert").encode
         self._wire = output_wires(settings)[self._topic]
 

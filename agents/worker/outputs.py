@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.wire import Header, TopicWire
@@ -85,15 +86,12 @@ class OutputPublisher:
         self._asset_alerts_topic = settings.asset_alerts_topic
         self._shadow_topic = settings.shadow_predictions_topic
         self._letters = DeadLetterWriter(settings.max_message_bytes, time.time)
-        self._producer: ProducerLike = producer or Producer({
-            **settings.kafka_client_config(),
-            "partitioner": "murmur2_random",
+        self._producer: ProducerLike = producer or clients.producer(settings, {
             "linger.ms": 2,
             "acks": "all",
             "enable.idempotence": settings.broker_compat != "tansu",
             "queue.buffering.max.messages": 500_000,
             "message.max.bytes": settings.max_message_bytes,
-            "log.connection.close": False,
         })
         self._failures: list[str] = []
         self._refused: list[Refused] = []
@@ -118,19 +116,14 @@ class OutputPublisher:
         on_delivery = partial(self._on_delivery, topic, record)
         value = wire.frame(record.value)
         headers = wire.headers if record.headers is None else wire.headers + record.headers
-        while True:
-            try:
-                self._producer.produce(topic, value, record.key, on_delivery=on_delivery,
-                                       headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: let it drain
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal():
-                    raise BrokerError(f"the producer failed for good: {error}") from None
-                self._refused.append((topic, record, str(error)))
-                return
+        try:
+            clients.produce(self._producer, topic, value, record.key, on_delivery=on_delivery,
+                            headers=headers)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():
+                raise BrokerError(f"the producer failed for good: {error}") from None
+            self._refused.append((topic, record, str(error)))
 
     def deliver(self, outcome: Outcome) -> None:
         """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked.

@@ -3,7 +3,10 @@
 Faust's conductor keeps filling the queue while a batch is scored (in the scoring helper).
 A batch's events are acked only after its outputs are delivered (by the scorer) and its
 states written: a crash can repeat a reading's prediction, never lose it, and a state never
-holds a reading whose output is missing.
+holds a reading whose output is missing. Before it is published, and again before its
+states and acks, a batch passes the ownership fence (agents/worker/fence.py): a worker that
+lost its partitions (frozen past the session timeout) drops it unacked instead. A state is
+never replaced by an older one (``supersedes``).
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faust.types import EventT
 
 from assetwatch.agents.worker.asset_index import AssetIndex
+from assetwatch.agents.worker.fence import Membership, OwnershipFence
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
+from assetwatch.features.state import supersedes
 from assetwatch.scoring.processor import BatchReport, Inbound
 from assetwatch.settings import Settings
 
@@ -29,9 +34,10 @@ log = logging.getLogger(__name__)
 Events = list[EventT[bytes]]
 
 
-async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
-    """Up to ``max_events`` events: wait for one, then take what arrives within the bound."""
-    events = [await queue.get()]
+async def next_batch(queue: Any, max_events: int, max_wait_s: float,
+                     first: Any = None) -> Events:
+    """Up to ``max_events`` events: wait for one (or take ``first``), then what comes in time."""
+    events = [await queue.get() if first is None else first]
     deadline = time.monotonic() + max_wait_s
     while len(events) < max_events:
         if not queue.empty():
@@ -47,14 +53,20 @@ async def next_batch(queue: Any, max_events: int, max_wait_s: float) -> Events:
     return events
 
 
+Abandon = Callable[[Sequence[EventT[bytes]]], None]
+"""Gives up a fenced batch's events unacked (faust_internals.abandon)."""
+
+
 class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
                  silence: SilenceWatch | None = None,
                  progress: AgentProgress | None = None,
-                 index: AssetIndex | None = None) -> None:
+                 index: AssetIndex | None = None,
+                 fence: tuple[OwnershipFence, Abandon] | None = None) -> None:
         self._settings = settings
+        self._fence = fence
         self._progress = progress or AgentProgress()
         self._index = index
         self._scorer = scorer
@@ -74,14 +86,20 @@ class BatchPipeline:
         settings = self._settings
         while True:
             try:
+                first = await queue.get()
+                begun = self._fence[0].begin() if self._fence is not None else None
                 events = await next_batch(
-                    queue, settings.batch_max_events, settings.batch_max_wait_s
+                    queue, settings.batch_max_events, settings.batch_max_wait_s, first
                 )
             except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
                 return
             started = time.perf_counter()
+            if not await self._owned(events, begun, "before_publish"):
+                continue
             report = await self._score(events)
-            await self._finish(events, report)
+            if not await self._owned(events, begun, "after_publish"):
+                continue
+            self._finish(events, report)
             self._metrics.record_batch(len(events), report, time.perf_counter() - started)
             self._progress.batch_done()
             if self._silence is not None:
@@ -97,10 +115,31 @@ class BatchPipeline:
         ]
         return await self._scorer.process(batch, self._table.data.get)
 
-    async def _finish(self, events: Sequence[EventT[bytes]], report: BatchReport) -> None:
-        """With the outputs delivered: write the states, then ack the events."""
+    async def _owned(self, events: Sequence[EventT[bytes]], begun: Membership | None,
+                     stage: str) -> bool:
+        """True if the worker still owns the batch's partitions; else the batch is dropped."""
+        if self._fence is None:
+            return True
+        fence, abandon = self._fence
+        if await fence.confirm(begun):
+            return True
+        abandon(events)
+        self._metrics.fenced(stage, len(events))
+        log.warning("batch of %d dropped unacked %s: this worker lost its partitions "
+                    "(frozen past the session timeout?); their new owner reads them again",
+                    len(events), stage.replace("_", " "))
+        return False
+
+    def _finish(self, events: Sequence[EventT[bytes]], report: BatchReport) -> None:
+        """With the outputs delivered: write the states, then ack the events.
+
+        No await from the fence's check to here: nothing else runs on the loop in between.
+        """
+        data = self._table.data
         for asset, (partition, raw) in report.states.items():
-            self._table.data[asset] = raw
+            if not supersedes(raw, data.get(asset)):  # a newer state arrived meanwhile
+                continue
+            data[asset] = raw
             self._table.send_changelog(partition, asset, raw)
         for event in events:
             event.ack()

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from assetwatch.agents.endpoint import MonitoringServer
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.worker.app import create_app
+from assetwatch.agents.worker.collector import tune_for_batches
 from assetwatch.agents.worker.health import Health
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
@@ -112,6 +113,7 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, progress: Agen
         app = create_app(settings, scorer, metrics, probe, watcher,
                          SilenceWatch(settings, metrics), progress, queries)
         worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+        tune_for_batches()
         worker.execute_from_commandline()
     finally:
         scorer.close()

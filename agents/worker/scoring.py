@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from assetwatch.agents.worker.collector import tune_for_batches
 from assetwatch.agents.worker.helper_start import start_ignoring_interrupts
 from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
@@ -84,6 +85,7 @@ def start_in_helper(settings: Settings, profiles: Mapping[str, Profile], served:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch",
                      daemon=True).start()
     _helper = (served.processor(settings, profiles), OutputPublisher(settings), served)
+    tune_for_batches()
 
 
 def _process_in_helper(

@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Producer
-
+from assetwatch.agents.kafka import clients
 from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.schemas.codecs import codec
@@ -61,7 +60,8 @@ class SilenceWatch:
         self._silent: set[str] = set()
         self._assigned: Callable[[], set[int]] | None = None
         self._send: Send | None = None
-        self._producer: Producer | None = None
+        self._flush: Callable[[float], int] | None = None
+        """The default producer's flush, to serve its last delivery reports when stopping."""
         self._codec = codec("AssetAlert")
 
     def attach(self, assigned: Callable[[], set[int]], send: Send | None = None) -> None:
@@ -71,8 +71,8 @@ class SilenceWatch:
         """
         self._assigned = assigned
         if send is None:
-            producer = Producer({**self._settings.kafka_client_config(), "linger.ms": 5})
-            self._producer = producer
+            producer = clients.producer(self._settings, {"linger.ms": 5})
+            self._flush = producer.flush
             topic = self._settings.asset_alerts_topic
             wire = output_wires(self._settings)[topic]
 
@@ -124,8 +124,8 @@ class SilenceWatch:
                 await asyncio.sleep(period)  # a timer, not a wait for some other work
                 self.check()
         finally:  # serve the delivery reports: a destroyed producer holding them warns
-            if self._producer is not None:
-                self._producer.flush(FLUSH_TIMEOUT_S)
+            if self._flush is not None:
+                self._flush(FLUSH_TIMEOUT_S)
 
     def _publish(self, state: str, severity: str, asset: str, asset_type: str,
                  event_ms: int) -> None:

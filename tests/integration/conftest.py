@@ -29,6 +29,7 @@ from assetwatch.models.registry import RegistryConfig, register, served_version
 from assetwatch.models.serving import load_version
 from assetwatch.models.training import synthetic_readings, synthetic_reference, train_models
 from assetwatch.settings import Settings
+from tests.schema_registry_double import SchemaRegistryDouble
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,13 @@ def registered_models(data_dir: Path) -> dict[str, str]:
         versions[name] = register(config, train_models(profile, readings, trees=25, seed=11,
                                                        reference=reference))
     return versions
+
+
+@pytest.fixture
+def schema_registry() -> Iterator[SchemaRegistryDouble]:
+    """The HTTP Schema Registry TEST DOUBLE (no real registry installs here), one per test."""
+    with SchemaRegistryDouble() as double:
+        yield double
 
 
 @pytest.fixture

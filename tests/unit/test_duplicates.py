@@ -99,7 +99,9 @@ def test_the_state_remembers_the_newest_events_exactly_through_its_bytes(
     again = AssetState.from_bytes(state.to_bytes(), cnc)
 
     assert again.to_bytes() == state.to_bytes()
-    assert again.recent == state.recent and len(again.recent) == RECENT_EVENTS
+    assert again.recent_events == state.recent_events
+    assert again.recent_contents == state.recent_contents
+    assert len(again.recent_events) == RECENT_EVENTS
     assert again.seen(event_digest("e-4")) is None  # forgotten: the oldest five
     assert again.seen(event_digest("e-5")) == content_digest(5, [1.0, 2.0, 3.0, 5.0])
 
@@ -114,4 +116,4 @@ def test_a_state_of_the_previous_format_is_still_read(cnc: Profile) -> None:
     v2[0] = 2.0
 
     old = AssetState.from_bytes(array.array("d", v2).tobytes(), cnc)
-    assert old.to_bytes() == v3 and old.recent == []
+    assert old.to_bytes() == v3 and old.recent_events == old.recent_contents == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,5 +113,20 @@ def test_only_the_fenced_module_reaches_into_faust_or_aiokafka_privates() -> Non
                        '"_thread"', ".channel).queue"):
             if marker in text and path not in allowed:
                 offenders.append(f"{path.relative_to(ROOT)}: {marker}")
+
+    assert offenders == []
+
+
+def test_kafka_clients_are_built_in_one_place() -> None:
+    """Producers, consumers and admin clients come from agents/kafka/clients.py.
+
+    So each role's settings (the cluster's security, murmur2 keys) are said once; Faust's
+    fenced module is the exception (it builds one from Faust's client config).
+    """
+    allowed = {PACKAGE / "agents" / "kafka" / "clients.py",
+               PACKAGE / "agents" / "worker" / "faust_internals.py"}
+    built = re.compile(r"(?<![\w.])(Producer|Consumer|AdminClient)\(", re.MULTILINE)
+    offenders = [str(path.relative_to(ROOT)) for path in _files(PACKAGE)
+                 if path not in allowed and built.search(path.read_text())]
 
     assert offenders == []

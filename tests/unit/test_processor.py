@@ -19,6 +19,7 @@ from assetwatch.errors import ModelUnavailableError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
+from assetwatch.scoring import processor as processor_module
 from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
 from assetwatch.settings import Settings
 
@@ -525,6 +526,7 @@ def test_a_dead_letter_encodes_whatever_strings_its_reading_held(
     processor = make_processor()
     reading = make_reading(event_id="\ud800", asset_id="\udc00", asset_type="\udfff")
     monkeypatch.setattr(processor, "_telemetry", _DecodesTo(reading))
+    monkeypatch.setattr(processor_module, "decode_reading", lambda data, start: dict(reading))
 
     outcome = _run(processor, _batch([(b"cnc-001", _avro(make_reading()))]))
 

@@ -7,6 +7,7 @@ process an empty batch). A thread of the test kills helpers with SIGKILL as they
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from assetwatch.agents.worker.collector import YOUNG_THRESHOLD
 from assetwatch.agents.worker.progress import EXIT_SCORING_LOST, AgentProgress
 from assetwatch.agents.worker.scoring import ProcessScorer
 from assetwatch.errors import ScoringHelperLostError
@@ -131,3 +133,14 @@ def test_helpers_dying_at_start_up_make_the_worker_exit_within_a_bound(
     assert exits == [EXIT_SCORING_LOST]
     assert len(killer.killed) == 3
     assert time.monotonic() - started < 3 * 3.0 + 5.0
+
+
+def _helper_threshold() -> int:
+    return gc.get_threshold()[0]
+
+
+def test_the_scoring_helper_runs_tuned(scorer: ProcessScorer) -> None:
+    asyncio.run(scorer.process([], lambda key: None))  # the helper is up
+    pool = scorer._pool  # the helper's executor: the only way into its process
+    assert pool is not None
+    assert pool.submit(_helper_threshold).result(timeout=30) == YOUNG_THRESHOLD

@@ -188,6 +188,8 @@ def test_every_confluent_client_is_built_from_the_shared_client_config() -> None
                 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                         and node.func.id in CLIENTS and node.args):
                     calls.append((path.relative_to(ROOT), node.lineno, node.args[0]))
-    assert len(calls) >= 12  # the scan sees the clients (it would pass vacuously otherwise)
+    # the scan sees the clients (it would pass vacuously otherwise): agents/kafka/clients.py
+    # builds all of assetwatch's (test_layout.py), plus the fenced Faust module and scripts/
+    assert len(calls) >= 6
     wrong = [f"{path}:{line}" for path, line, arg in calls if not _built_from_shared_config(arg)]
     assert not wrong, f"clients not built from Settings.kafka_client_config(): {wrong}"

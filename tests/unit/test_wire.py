@@ -10,9 +10,10 @@ from typing import Any
 import fastavro
 import pytest
 
+from assetwatch.agents.kafka.consumer import Record
 from assetwatch.agents.kafka.registry import id_resolver, output_wires
 from assetwatch.schemas.codecs import codec, decode_any
-from assetwatch.schemas.wire import TopicWire, confluent_header
+from assetwatch.schemas.wire import TopicWire, confluent_header, framing
 from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
 from assetwatch.settings import Settings
 
@@ -72,3 +73,26 @@ def test_registry_subjects_get_ids_and_records_decode_with_fastavro_from_the_reg
     lookup_only = make_settings(schema_registry_url="mock://wire-test",
                                 schema_registry_register=False)
     assert output_wires(lookup_only, client) == wires
+
+
+def test_framing_is_told_by_the_first_bytes() -> None:
+    import doctest
+
+    import assetwatch.schemas.wire
+
+    assert doctest.testmod(assetwatch.schemas.wire).failed == 0
+    assert framing(_letter()) == "single-object"
+    assert framing(b"\x00\x00\x01") == "unknown"  # too short for a schema id
+    assert framing(b"plain text") == "unknown"
+
+
+def test_consume_lines_keep_the_record_timestamp_apart_from_a_field_of_that_name() -> None:
+    reading = {"event_id": "e1", "asset_id": "cnc-1", "timestamp": 5, "raw": b"\xff"}
+    record = Record("t", 2, 9, b"cnc-1", "TelemetryReading", reading, 1234,
+                    (("content-type", b"x+json"), ("empty", None)), "json")
+    assert record.as_line() == {
+        "topic": "t", "partition": 2, "offset": 9, "timestamp": 1234, "key": "cnc-1",
+        "headers": {"content-type": "x+json", "empty": None}, "format": "json",
+        "kind": "TelemetryReading",
+        "value": {"event_id": "e1", "asset_id": "cnc-1", "timestamp": 5, "raw": "\xff"}}
+    json.dumps(record.as_line())  # printable as it is

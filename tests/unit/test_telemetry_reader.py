@@ -1,0 +1,97 @@
+"""The hand-written TelemetryReading reader returns fastavro's records.
+
+What it cannot read is a SerializationError, never another exception.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assetwatch.errors import SerializationError
+from assetwatch.schemas.codecs import HEADER_LEN, codec
+from assetwatch.schemas.telemetry_reader import check_schema, decode_reading
+
+TELEMETRY = codec("TelemetryReading")
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
+records = st.fixed_dictionaries({
+    "event_id": text, "asset_id": text, "asset_type": text,
+    "timestamp": st.integers(-(2**63), 2**63 - 1),
+    "sensors": st.dictionaries(text, st.floats(allow_nan=False), max_size=12),
+})
+SETTINGS = settings(max_examples=400, derandomize=True, database=None, deadline=None)
+
+
+@SETTINGS
+@given(records)
+def test_the_same_record_as_fastavro(record: dict[str, Any]) -> None:
+    data = TELEMETRY.encode(record)
+    assert decode_reading(data, HEADER_LEN) == TELEMETRY.decode(data) == record
+
+
+def test_map_blocks_with_byte_sizes_are_read_too() -> None:
+    """Avro lets a writer give a block's size (a negative count): Java writers may."""
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, {"type": "string"}, "e")
+    for text_value in ("a", "cnc"):
+        fastavro.schemaless_writer(body, {"type": "string"}, text_value)
+    fastavro.schemaless_writer(body, {"type": "long"}, 5)
+    entry = io.BytesIO()
+    fastavro.schemaless_writer(entry, {"type": "string"}, "power")
+    fastavro.schemaless_writer(entry, {"type": "double"}, 2.5)
+    fastavro.schemaless_writer(body, {"type": "long"}, -1)  # one entry, then its byte size
+    fastavro.schemaless_writer(body, {"type": "long"}, len(entry.getvalue()))
+    body.write(entry.getvalue() + b"\x00")
+    data = TELEMETRY.header + body.getvalue()
+    expected = {"event_id": "e", "asset_id": "a", "asset_type": "cnc", "timestamp": 5,
+                "sensors": {"power": 2.5}}
+    assert decode_reading(data, HEADER_LEN) == TELEMETRY.decode(data) == expected
+
+
+@SETTINGS
+@given(records, st.data())
+def test_a_cut_or_extended_body_is_a_serialization_error(record: dict[str, Any],
+                                                         data: st.DataObject) -> None:
+    encoded = TELEMETRY.encode(record)
+    cut = data.draw(st.integers(HEADER_LEN, len(encoded) - 1))
+    with pytest.raises(SerializationError):
+        decode_reading(encoded[:cut], HEADER_LEN)
+    with pytest.raises(SerializationError, match="trailing"):
+        decode_reading(encoded + b"\x00", HEADER_LEN)
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_as_fastavro_does_or_raise_a_serialization_error(body: bytes) -> None:
+    data = TELEMETRY.header + body
+    try:
+        ours: dict[str, Any] | None = decode_reading(data, HEADER_LEN)
+    except SerializationError:
+        ours = None
+    try:
+        theirs: dict[str, Any] | None = TELEMETRY.decode(data)
+    except SerializationError:
+        theirs = None
+    if ours is not None:
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("body", [
+    b"\xff" * 11,  # a varint that never ends
+    b"\x7f",  # a string of -64 bytes
+    b"\x02\xff",  # invalid UTF-8
+])
+def test_corrupt_bodies_are_serialization_errors(body: bytes) -> None:
+    with pytest.raises(SerializationError):
+        decode_reading(TELEMETRY.header + body, HEADER_LEN)
+
+
+def test_the_schema_it_reads_is_the_one_in_schemas() -> None:
+    check_schema(TELEMETRY.header)
+    with pytest.raises(SerializationError, match=r"telemetry_reading\.avsc changed"):
+        check_schema(codec("DeadLetter").header)
