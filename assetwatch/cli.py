@@ -70,6 +70,8 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from assetwatch.agents.commands.interrupts import stop_on_interrupt
+    from assetwatch.agents.commands.progress import Progress
     from assetwatch.agents.commands.simulate import SimulationPlan, run_simulation
     from assetwatch.agents.kafka.topics import ensure_topics
     from assetwatch.features.profiles import load_profile
@@ -82,13 +84,18 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else settings.seed,
     )
     profile = load_profile(args.profile, settings.profiles_dir)
-    sent = run_simulation(settings, profile, plan,
-                          on_progress=lambda n: print(f"{n} readings sent", file=sys.stderr))
-    print(json.dumps({"sent": sent, "topic": settings.telemetry_topic}))
+    progress = Progress(args.count, sys.stderr, verb="simulate", unit="readings")
+    stop = threading.Event()
+    with stop_on_interrupt(stop, "stopping, flushing what was sent"):
+        sent = run_simulation(settings, profile, plan, stop, on_progress=progress.update)
+    progress.finish(sent)
+    print(json.dumps({"sent": sent, "topic": settings.telemetry_topic,
+                      "interrupted": stop.is_set()}), flush=True)
     return 0
 
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from assetwatch.agents.commands.interrupts import stop_on_interrupt
     from assetwatch.agents.commands.progress import Progress
     from assetwatch.agents.commands.replay import count_rows, replay_records
     from assetwatch.agents.kafka.producer import ReadingPublisher, publish
@@ -102,10 +109,13 @@ def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     asset = args.asset_id or default_asset_id(profile.name, path)
     progress = Progress(count_rows(path) if path.is_file() else None, sys.stderr)
     rate = 1.0 / profile.reading_interval_s if args.paced else args.rate
-    sent = publish(ReadingPublisher(settings), replay_records(path, profile, asset),
-                   rate=rate, on_progress=progress.update)
+    stop = threading.Event()
+    with stop_on_interrupt(stop, "stopping, flushing what was sent"):
+        sent = publish(ReadingPublisher(settings), replay_records(path, profile, asset),
+                       rate=rate, on_progress=progress.update, stop=stop)
     progress.finish(sent)
-    print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic}))
+    print(json.dumps({"sent": sent, "asset_id": asset, "topic": settings.telemetry_topic,
+                      "interrupted": stop.is_set()}), flush=True)
     return 0
 
 

@@ -18,9 +18,12 @@ DESCRIPTIONS: dict[str, str] = {
     "worker": "Consume telemetry, keep per-asset features and baselines, score with the "
               "registry's models, publish predictions, dead letters and alerts; serve "
               "/metrics, /health, /live and the query API (/assets, /assets/{id}, /models).",
-    "simulate": "Publish synthetic telemetry of a fleet (some assets degrading to failure).",
+    "simulate": "Publish synthetic telemetry of a fleet (some assets degrading to failure), "
+                "with progress on stderr. Ctrl-C stops it: flushed, summary printed, "
+                "status 0.",
     "replay": "Publish a readings file (CSV with , ; or tab, SKAB's format, Parquet) of one "
-              "asset, streamed in chunks at bounded memory, with progress on stderr.",
+              "asset, streamed in chunks at bounded memory, with progress on stderr. Ctrl-C "
+              "stops it: flushed, summary printed, status 0.",
     "evaluate": "Backtest labelled files through a real worker and report per-file and pooled "
                 "precision, recall and detection delay.",
     "consume": "Print a topic's records (every assetwatch contract, single-object, Confluent or "

@@ -94,9 +94,20 @@ class Baseline:
         self.sumsqs = list(data[pos + 3 + b : pos + 3 + 2 * b])
         return pos + 3 + 2 * b
 
-    def snapshot_into(self, out: list[float], calibrating: bool) -> None:
+    def windows_complete(self, profile: Profile, ts_ms: int) -> bool:
+        """True once every window of a reading at ``ts_ms`` spans its full length.
+
+        Counted from the first reading since calibration began, so after a baseline reset
+        (which keeps the windows) this is later than it need be, never earlier.
+        """
+        return (self.first_ts_ms != NO_TIME
+                and ts_ms - self.first_ts_ms >= profile.windows_complete_s * 1000)
+
+    def snapshot_into(self, out: list[float], calibrating: bool, windows_complete: bool
+                      ) -> None:
         """Append what :func:`baseline_scores` needs of one reading, beside its window means."""
         out.append(1.0 if calibrating else 0.0)
+        out.append(1.0 if windows_complete else 0.0)
         out.append(float(self.n))
         out.extend(self.sums)
         out.extend(self.sumsqs)
@@ -104,7 +115,7 @@ class Baseline:
 
 def snapshot_width(profile: Profile) -> int:
     """Floats :meth:`Baseline.snapshot_into` appends."""
-    return 2 + 2 * len(profile.baseline_sensors)
+    return 3 + 2 * len(profile.baseline_sensors)
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,8 @@ class BaselineScores:
     calibrating: np.ndarray
     score: np.ndarray
     z: np.ndarray
+    windows_complete: np.ndarray
+    """Every window of the reading spans its full length (drift watches only these rows)."""
 
 
 def baseline_scores(totals: np.ndarray, means: np.ndarray, profile: Profile) -> BaselineScores:
@@ -123,15 +136,15 @@ def baseline_scores(totals: np.ndarray, means: np.ndarray, profile: Profile) -> 
     batch; calibration rows score 0.
     """
     b = len(profile.baseline_sensors)
-    calibrating = totals[:, 0] > 0.0
-    n = np.maximum(totals[:, 1:2], 2.0)
-    sums, sumsqs = totals[:, 2 : 2 + b], totals[:, 2 + b :]
+    calibrating, complete = totals[:, 0] > 0.0, totals[:, 1] > 0.0
+    n = np.maximum(totals[:, 2:3], 2.0)
+    sums, sumsqs = totals[:, 3 : 3 + b], totals[:, 3 + b :]
     level = sums / n
     variance = np.maximum((sumsqs - sums * level) / (n - 1.0), 0.0)
     deviation = np.maximum(np.sqrt(variance), _floor(profile, level))
     z = np.where(calibrating[:, None], 0.0, (means - level) / deviation)
     score = np.abs(z).max(axis=1) if b else np.zeros(len(totals))
-    return BaselineScores(calibrating=calibrating, score=score, z=z)
+    return BaselineScores(calibrating=calibrating, score=score, z=z, windows_complete=complete)
 
 
 def _floor(profile: Profile, level: np.ndarray) -> np.ndarray:

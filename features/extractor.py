@@ -82,7 +82,8 @@ class FeatureExtractor:
             window.snapshot_into(snapshot)
         calibrating = state.baseline.observe(self.profile, ts_ms,
                                              state.windows[self._baseline_window])
-        state.baseline.snapshot_into(snapshot, calibrating)
+        state.baseline.snapshot_into(snapshot, calibrating,
+                                     state.baseline.windows_complete(self.profile, ts_ms))
         if ts_ms >= prev_ts:
             state.prev_ts_ms = ts_ms
             state.prev_values = list(values)

@@ -26,12 +26,24 @@ def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 
 def compute_baseline(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Columns ``calibrating`` and ``baseline_score`` for ``readings``, as a worker gives them."""
+    """Columns ``calibrating``, ``baseline_score``, ``windows_complete``, as a worker gives them."""
     extractor, index, snapshots = _folded(readings, profile)
     scores = extractor.baseline(snapshots)
-    frame = pd.DataFrame({"calibrating": scores.calibrating, "baseline_score": scores.score},
-                         index=index)
+    frame = pd.DataFrame({"calibrating": scores.calibrating, "baseline_score": scores.score,
+                          "windows_complete": scores.windows_complete}, index=index)
     return frame.loc[readings.index]
+
+
+def windows_complete(readings: pd.DataFrame, profile: Profile) -> np.ndarray:
+    """Per reading: every window spans its full length (as :func:`compute_baseline` says).
+
+    Without folding: an asset's windows are complete ``profile.windows_complete_s`` after its
+    first reading.
+    """
+    ts = readings["timestamp"].to_numpy(dtype=np.int64)
+    first = readings.groupby("asset_id", sort=False)["timestamp"].transform("min")
+    complete: np.ndarray = ts - first.to_numpy(dtype=np.int64) >= profile.windows_complete_s * 1000
+    return complete
 
 
 def _folded(readings: pd.DataFrame, profile: Profile

@@ -149,6 +149,14 @@ class Profile:
         """Length of the longest window, in seconds."""
         return max(w.length_s for w in self.windows)
 
+    @property
+    def windows_complete_s(self) -> int:
+        """Event-time seconds after an asset's first reading once every window is complete.
+
+        A window spans at least its length less one bucket (:mod:`assetwatch.features.windows`).
+        """
+        return max(w.length_s - w.bucket_s for w in self.windows)
+
 
 def _build(raw: Mapping[str, Any], source: str) -> Profile:
     try:

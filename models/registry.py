@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import mlflow
 import mlflow.artifacts
+import mlflow.utils.logging_utils
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -98,15 +99,39 @@ class RegistryConfig:
         )
 
 
-def quiet_mlflow() -> None:
-    """Keep MLflow's artifact progress bars and Python warnings out of service logs.
+class _AtDebug(logging.Handler):
+    """MLflow's and alembic's records, below ERROR demoted to DEBUG, to the root handlers.
 
-    Deprecations, "no input example" and the like are noise there, once per model load or
-    training.
+    MLflow gives its loggers a handler of its own on stderr, so its INFO and WARNING lines
+    ("Creating initial MLflow database tables", the CloudPickle warning) reached the terminal
+    and the worker log whatever our level; now they are there only at DEBUG.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        root = logging.getLogger()
+        if root.isEnabledFor(record.levelno):
+            root.handle(record)
+
+
+_AT_DEBUG = _AtDebug()
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's progress bars, prints, warnings and log lines out of terminals and logs.
+
+    Deprecations, "no input example", "Successfully registered model" and the like are noise
+    there, once per model load or training; its log records remain, at DEBUG.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # SQLite store migrations at INFO
+    mlflow.utils.logging_utils.disable_logging()  # type: ignore[no-untyped-call]  # eprint()s
+    for name in ("mlflow", "alembic"):
+        logger = logging.getLogger(name)
+        logger.handlers = [_AT_DEBUG]
+        logger.propagate = False
+        logger.setLevel(logging.NOTSET if name == "mlflow" else logging.WARNING)
 
 
 def _client(config: RegistryConfig) -> MlflowClient:
@@ -140,8 +165,13 @@ def _experiment_id(client: MlflowClient, config: RegistryConfig, profile: str) -
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None) -> str:
-    """Log a training run, register its bundle and point ``alias`` at it; return the version."""
+def register(config: RegistryConfig, result: TrainingResult, alias: str | None = None,
+             plots: bool = True) -> str:
+    """Log a training run, register its bundle and point ``alias`` at it; return the version.
+
+    ``plots=False`` leaves out the plots (matplotlib's import and rendering cost seconds that a
+    bootstrap baseline, a stand-in until ``assetwatch train``, should not add to a first start).
+    """
     with requires("train", "registering a model version"):
         import mlflow.pyfunc
         import pandas as pd
@@ -159,7 +189,7 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
         serving = write_bundle(bundle, Path(tmp) / SERVING_DIR)
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
-        _log_details(client, run.info.run_id, result, Path(tmp))
+        _log_details(client, run.info.run_id, result, Path(tmp), plots)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=AssetModel(),
@@ -178,18 +208,18 @@ def register(config: RegistryConfig, result: TrainingResult, alias: str | None =
     return version
 
 
-def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path
-                 ) -> None:
+def _log_details(client: MlflowClient, run_id: str, result: TrainingResult, tmp: Path,
+                 plots: bool) -> None:
     """Plots, the training reference and the search's trials, as artifacts of the active run."""
     import joblib  # the train extra's, like matplotlib: they load only when a run is logged
-
-    from assetwatch.models.plots import training_plots
 
     bundle, validation, estimators = result.bundle, result.validation, result.estimators
     if estimators is not None:
         joblib.dump(estimators, tmp / ESTIMATORS_FILE)
         mlflow.log_artifact(str(tmp / ESTIMATORS_FILE))
-    if validation is not None and estimators is not None:
+    if plots and validation is not None and estimators is not None:
+        from assetwatch.models.plots import training_plots  # matplotlib only for the plots
+
         (tmp / PLOTS_DIR).mkdir()
         for name, png in training_plots(validation.labels, validation.failure_probability,
                                         bundle.feature_names,

@@ -158,7 +158,7 @@ def _bootstrapped(config: RegistryConfig, profile: Profile,
                   ) -> ScoringModel:
     log.warning("no servable model for profile %s: training and registering the baseline",
                 profile.name)
-    version = register(config, bootstrap())
+    version = register(config, bootstrap(), plots=False)
     return load_checked(config, profile, version, reference)
 
 

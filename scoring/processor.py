@@ -335,10 +335,11 @@ class BatchProcessor:
                                len(items))
         out.event_ms.append(event_ms)
         out.probabilities.append(np.asarray(scores.failure_probability, dtype=float))
-        judged = ~baseline.calibrating
-        if judged.any():
+        # Drift compares rows like the training reference's: judged, every window complete.
+        watched = ~baseline.calibrating & baseline.windows_complete
+        if watched.any():
             out.drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
-                profile, model, features[judged], _rows(scores, judged), event_ms[judged]))
+                profile, model, features[watched], _rows(scores, watched), event_ms[watched]))
         records = self._publish_rows(out, items, profile, model, scores, features, now_ms,
                                      baseline)
         challenger = self._shadows.get(profile)

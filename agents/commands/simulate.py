@@ -104,6 +104,6 @@ def run_simulation(
     publisher = ReadingPublisher(settings)
     stop = stop or threading.Event()
     readings = simulated_readings(profile, plan, stop, time.time)
-    sent = publish(publisher, readings, rate=plan.rate, on_progress=on_progress)
+    sent = publish(publisher, readings, rate=plan.rate, on_progress=on_progress, stop=stop)
     log.info("published %d %s readings to %s", sent, profile.name, publisher.topic)
     return sent

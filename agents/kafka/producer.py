@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -56,18 +57,26 @@ def publish(
     readings: Iterable[dict[str, Any]],
     rate: float | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Send readings, at most ``rate`` per second when given; return how many were sent."""
+    """Send readings, at most ``rate`` per second when given; return how many were sent.
+
+    ``on_progress`` hears the count after every reading (it throttles itself); once ``stop``
+    is set no further reading is sent, and those sent are flushed as at the end.
+    """
+    stop = stop or threading.Event()
     started = time.monotonic()
     count = 0
     for reading in readings:
         if rate:
             ahead = count / rate - (time.monotonic() - started)
             if ahead > 0.005:
-                time.sleep(ahead)  # pacing to the requested rate
+                stop.wait(ahead)  # pacing to the requested rate; a stop cuts it short
+        if stop.is_set():
+            break
         publisher.send(reading)
         count += 1
-        if on_progress and count % 10_000 == 0:
+        if on_progress:
             on_progress(count)
     publisher.flush()
     return count

@@ -12,16 +12,14 @@ and prints one JSON summary line on stdout. A second Ctrl-C skips the wait.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assetwatch.agents.commands.interrupts import stop_on_interrupt
 from assetwatch.agents.kafka.consumer import RecordReader
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import free_port, start_broker
@@ -69,30 +67,14 @@ def demo_settings(base: Settings, bootstrap_servers: str) -> Settings:
     return base.model_copy(update=update)
 
 
-@contextlib.contextmanager
-def _interrupts(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` (the demo drains); a second one raises KeyboardInterrupt."""
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print(f"\n{signal.Signals(signum).name}: stopping the simulators and draining "
-              "(again to skip the drain)...", file=sys.stderr, flush=True)
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
     """Run until the duration ends or Ctrl-C; return the summary."""
     logs = base.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    with _interrupts(stop), start_broker(log_file=logs / "broker.log", new_session=True) as broker:
+    draining = "stopping the simulators and draining"
+    with stop_on_interrupt(stop, draining), start_broker(log_file=logs / "broker.log",
+                                                          new_session=True) as broker:
         settings = demo_settings(base, broker.bootstrap_servers)
         ensure_topics(settings)
         print("loading models (a first run trains and registers small baselines, seconds)...",

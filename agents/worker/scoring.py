@@ -17,6 +17,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.collector import tune_for_batches
+from assetwatch.agents.worker.helper_start import start_ignoring_interrupts
 from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperError, ScoringHelperLostError
@@ -62,7 +64,7 @@ class Served:
 
 
 _helper: tuple[BatchProcessor, OutputPublisher, Served] | None = None
-"""The helper process's processor, publisher and models (built by :func:`_start_helper`)."""
+"""The helper process's processor, publisher and models (built by :func:`start_in_helper`)."""
 
 
 PARENT_CHECK_S = 1.0
@@ -75,7 +77,8 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _start_helper(settings: Settings, profiles: Mapping[str, Profile], served: Served) -> None:
+def start_in_helper(settings: Settings, profiles: Mapping[str, Profile], served: Served) -> None:
+    """Build the helper's processor, publisher and models (run by the pool's initializer)."""
     global _helper
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s [scoring]: %(message)s")
@@ -267,7 +270,8 @@ def start_helper(args: tuple[Settings, dict[str, Profile], Served]) -> Starting:
         try:
             # spawn, not fork: the worker already runs Kafka client threads.
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_start_helper, initargs=args)
+                                       initializer=start_ignoring_interrupts,
+                                       initargs=(pickle.dumps((start_in_helper, args)),))
             starting.set_result((pool, pool.submit(os.getpid).result()))
         except BaseException as exc:  # handed to the awaiting loop as data
             starting.set_exception(exc)

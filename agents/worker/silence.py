@@ -28,6 +28,9 @@ from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
+FLUSH_TIMEOUT_S = 1.0
+"""At shutdown, how long to wait for the last alerts' delivery (the loop is stopping)."""
+
 Send = Callable[[bytes, bytes], None]
 """Publishes one encoded alert: (key, value)."""
 
@@ -57,6 +60,8 @@ class SilenceWatch:
         self._silent: set[str] = set()
         self._assigned: Callable[[], set[int]] | None = None
         self._send: Send | None = None
+        self._flush: Callable[[float], int] | None = None
+        """The default producer's flush, to serve its last delivery reports when stopping."""
         self._codec = codec("AssetAlert")
 
     def attach(self, assigned: Callable[[], set[int]], send: Send | None = None) -> None:
@@ -67,6 +72,7 @@ class SilenceWatch:
         self._assigned = assigned
         if send is None:
             producer = clients.producer(self._settings, {"linger.ms": 5})
+            self._flush = producer.flush
             topic = self._settings.asset_alerts_topic
             wire = output_wires(self._settings)[topic]
 
@@ -113,9 +119,13 @@ class SilenceWatch:
         if not self._after_s:
             return
         period = min(self._after_s / 4, 5.0)
-        while True:
-            await asyncio.sleep(period)  # a timer, not a wait for some other work
-            self.check()
+        try:
+            while True:
+                await asyncio.sleep(period)  # a timer, not a wait for some other work
+                self.check()
+        finally:  # serve the delivery reports: a destroyed producer holding them warns
+            if self._flush is not None:
+                self._flush(FLUSH_TIMEOUT_S)
 
     def _publish(self, state: str, severity: str, asset: str, asset_type: str,
                  event_ms: int) -> None:

@@ -27,7 +27,7 @@ from assetwatch.features.profiles import load_profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.registry import RegistryConfig, register, served_version
 from assetwatch.models.serving import load_version
-from assetwatch.models.training import synthetic_readings, train_models
+from assetwatch.models.training import synthetic_readings, synthetic_reference, train_models
 from assetwatch.settings import Settings
 from tests.schema_registry_double import SchemaRegistryDouble
 
@@ -68,7 +68,9 @@ def registered_models(data_dir: Path) -> dict[str, str]:
     for name in ("cnc", "pump"):
         profile = load_profile(name)
         readings = synthetic_readings(profile, n_assets=6, hours=1.0, seed=11)
-        versions[name] = register(config, train_models(profile, readings, trees=25, seed=11))
+        reference = synthetic_reference(profile, n_assets=6, seed=11)
+        versions[name] = register(config, train_models(profile, readings, trees=25, seed=11,
+                                                       reference=reference))
     return versions
 
 

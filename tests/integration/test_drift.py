@@ -19,7 +19,9 @@ from tests.integration.conftest import WorkerProcess, collect
 pytestmark = pytest.mark.integration
 
 ASSETS = 10
-STATIONARY_S = 1800
+STATIONARY_S = 2400
+"""Drift watches rows whose windows are complete (from 1,740 s): this leaves 6,600 stationary
+rows, so several full windows are judged before the shift."""
 SHIFTED_S = 600
 SHIFT = 2.0
 """Added to vibration (baseline 2.5 mm/s, noise ~0.25) for the last ``SHIFTED_S`` seconds."""
@@ -62,15 +64,18 @@ def test_drift_alerts_stay_quiet_on_stationary_data_and_name_a_shifted_sensor(
                       workers=(worker,), timeout_s=240)
 
     alerts = _alerts(records)
+    watched_before = (STATIONARY_S - load_profile("cnc").windows_complete_s) * ASSETS
+    evaluations_before = (watched_before - settings.drift_window) // settings.drift_step + 1
     before = [a for a in alerts if a["window_end"] < shift_ms]
     after = [a for a in alerts if a["window_end"] >= shift_ms and a["state"] == "RAISED"]
     first = min((a["window_end"] for a in after), default=None)
     rows_to_alert = None if first is None else (first - shift_ms) // 1000 * ASSETS
     print(json.dumps({"test": "drift", "readings": len(readings),
-                      "evaluations_before_shift": STATIONARY_S * ASSETS // settings.drift_step,
+                      "evaluations_before_shift": evaluations_before,
                       "false_alarms": len(before), "raised_after_shift": len(after),
                       "rows_from_shift_to_first_alert": rows_to_alert,
                       "raised_columns": sorted({a["feature"] for a in after})}))
+    assert evaluations_before >= 5  # stationary data was judged, several times
     assert before == []
     assert after, "no drift alert after the vibration shift"
     assert {a["feature"] for a in after} <= VIBRATION_COLUMNS | OUTPUT_COLUMNS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -74,3 +75,32 @@ def test_quiet_mlflow_drops_mlflow_warnings_and_progress_bars_only(
             warnings.warn_explicit("noise", UserWarning, "f.py", 1, module=module)
     assert [w.filename for w in caught] == ["f.py"]  # only assetwatch's own warning is kept
     assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+
+
+@pytest.mark.parametrize("root_level", [logging.INFO, logging.DEBUG])
+def test_quiet_mlflow_keeps_its_log_lines_and_prints_at_debug_only(
+        root_level: int, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.utils.logging_utils import eprint
+
+    from assetwatch.models.registry import quiet_mlflow
+
+    seen: list[tuple[str, str]] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append((record.name, record.levelname))  # type: ignore[method-assign]
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(root_level)
+    try:
+        quiet_mlflow()
+        logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables")
+        logging.getLogger("mlflow.pyfunc").warning("Passing a Python object as python_model")
+        logging.getLogger("mlflow.tracking").error("the registry is gone")
+        eprint("Successfully registered model 'x'.")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    demoted = [("mlflow.store.db.utils", "DEBUG"), ("mlflow.pyfunc", "DEBUG")]
+    assert seen == [*(demoted if root_level == logging.DEBUG else []),
+                    ("mlflow.tracking", "ERROR")]
+    assert "Successfully registered" not in capsys.readouterr().err

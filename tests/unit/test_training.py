@@ -162,6 +162,17 @@ def _client(config: RegistryConfig) -> MlflowClient:
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
 
 
+def test_a_run_registered_without_plots_keeps_everything_else(
+    config: RegistryConfig, searched: TrainingResult
+) -> None:
+    version = register(config, searched, alias=CHALLENGER, plots=False)  # as bootstraps do
+    client = _client(config)
+    run_id = str(client.get_model_version("assetwatch-pump", version).run_id)
+    assert client.list_artifacts(run_id, PLOTS_DIR) == []
+    assert REFERENCE_FILE in {a.path for a in client.list_artifacts(run_id)}
+    assert TRIALS_FILE in {a.path for a in client.list_artifacts(run_id, "search")}
+
+
 def test_the_registered_run_has_metrics_plots_reference_and_trials(
     config: RegistryConfig, searched: TrainingResult
 ) -> None:
