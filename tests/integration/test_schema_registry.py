@@ -34,8 +34,11 @@ from tests.schema_registry_double import SchemaRegistryDouble
 pytestmark = pytest.mark.integration
 
 ASSETS = 2
-PER_ASSET = load_profile("cnc").baseline.calibration_readings + 100
-"""Drift watches only calibrated assets' rows: 100 each past calibration fill the window."""
+_CNC = load_profile("cnc")
+PER_ASSET = max(_CNC.baseline.calibration_readings,
+                int(_CNC.windows_complete_s / _CNC.reading_interval_s)) + 100
+"""Drift watches only rows past calibration whose windows are complete: 100 such rows per
+asset fill the drift window."""
 VIBRATION_SHIFT = 6.0
 """Added to every valid reading's vibration (training: 2.5 mm/s, noise 0.25): drift."""
 
