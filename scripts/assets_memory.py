@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import procfs  # scripts/, beside this file
 from confluent_kafka import Consumer
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
@@ -55,32 +56,17 @@ WARM_ASSETS = 50
 WARM_READINGS = 20
 
 
-def _proc(pid: int, name: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_text()
-    except OSError:
-        return ""
-
-
-def _rss_bytes(pid: int) -> int:
-    line = next((x for x in _proc(pid, "status").splitlines() if x.startswith("VmRSS:")), "")
-    return int(line.split()[1]) * 1024 if line else 0
-
-
 def _helper(pid: int) -> int | None:
-    """The worker's scoring helper: a spawned child (started on a thread, so any task's)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in _proc(pid, f"task/{task.name}/children").split():
-            if "spawn_main" in _proc(int(child), "cmdline"):
-                return int(child)
-    return None
+    """The worker's scoring helper: a spawned child."""
+    return next((c for c in procfs.children(pid) if "spawn_main" in procfs.read(c, "cmdline")),
+                None)
 
 
 def _sample(label: str, worker: int, helper: int) -> dict[str, Any]:
-    sample = {"sample": label, "worker_rss_mb": round(_rss_bytes(worker) / 2**20, 1),
-              "helper_rss_mb": round(_rss_bytes(helper) / 2**20, 1)}
+    sample = {"sample": label, "worker_rss_mb": round(procfs.rss_bytes(worker) / 2**20, 1),
+              "helper_rss_mb": round(procfs.rss_bytes(helper) / 2**20, 1)}
     print(json.dumps(sample), flush=True)
-    return {"worker": _rss_bytes(worker), "helper": _rss_bytes(helper)}
+    return {"worker": procfs.rss_bytes(worker), "helper": procfs.rss_bytes(helper)}
 
 
 class Outputs:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import procfs  # scripts/, beside this file
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
@@ -99,27 +100,13 @@ def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> float:
     return time.monotonic()
 
 
-def _proc(pid: int, name: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_text()
-    except OSError:
-        return ""
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0.0 elsewhere)."""
-    fields = [*_proc(pid, "stat").rsplit(")", 1), ""][1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
-
-
 def _rss_mb(pid: int) -> float:
-    line = next((x for x in _proc(pid, "status").splitlines() if x.startswith("VmRSS:")), "")
-    return round(int(line.split()[1]) / 1024, 1) if line else 0.0
+    return round(procfs.rss_bytes(pid) / 2**20, 1)
 
 
 def _family(pid: int) -> list[int]:
     """The process and its children (the worker's scoring helper)."""
-    return [pid, *(int(c) for c in _proc(pid, f"task/{pid}/children").split())]
+    return [pid, *procfs.children(pid)]
 
 
 @contextlib.contextmanager
@@ -155,11 +142,11 @@ def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmu
         publish(ReadingPublisher(settings), readings[:warmup])
         _wait_for(counter, warmup, 180)
         family = _family(pid)
-        before = [_cpu_seconds(p) for p in family]
+        before = [procfs.cpu_seconds(p) for p in family]
         started = time.monotonic()
         publish(ReadingPublisher(settings), readings[warmup:])
         finished = _wait_for(counter, len(readings) - warmup, 900)
-        cpu = [_cpu_seconds(p) - b for p, b in zip(family, before, strict=True)]
+        cpu = [procfs.cpu_seconds(p) - b for p, b in zip(family, before, strict=True)]
         rss = [_rss_mb(p) for p in family]
         counter.close()
     n = len(readings) - warmup
