@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -28,18 +28,14 @@ from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
 from assetwatch.schemas.telemetry_reader import decode_reading
-from assetwatch.schemas.wire import Header, model_headers
+from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.alerts import AssetAlerts
-from assetwatch.scoring.buckets import (
-    FAILURE_PROBABILITY_BUCKETS,
-    LATENCY_BUCKETS_S,
-    Buckets,
-    bucketize,
-)
 from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
-from assetwatch.scoring.drift import DriftAlerts, DriftStatus
+from assetwatch.scoring.drift import DriftAlerts
 from assetwatch.scoring.guard import non_finite_rows
+from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Latest, Outcome
 from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
+from assetwatch.scoring.records import Inbound, Outbound
 from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
@@ -47,36 +43,10 @@ from assetwatch.text import loggable
 log = logging.getLogger(__name__)
 
 DECODED_STATES_KEPT = 4096
-RECENT_PREDICTIONS = 10
-"""Newest encoded predictions per asset a batch report carries back for the query API."""
-
-Latest = dict[str, tuple[tuple[str, ...], np.ndarray]]
-"""Per asset of a batch: the feature names and values of its newest scored reading."""
 """Assets whose decoded state a processor keeps between batches (~30 KB each)."""
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 """sklearn estimators cast their input to float32 and reject it if any value overflows."""
-
-
-class Inbound(NamedTuple):
-    """One consumed message, as the broker gave it (a tuple: cheap to pickle in bulk)."""
-
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-
-
-class Outbound(NamedTuple):
-    """One record to publish."""
-
-    key: bytes | None
-    value: bytes
-    source: Inbound | None = None
-    """The input a prediction is for: its dead letter if the broker refuses the prediction."""
-    headers: list[Header] | None = None
-    """Record headers beyond the topic's content type (model, dead-letter reason)."""
 
 
 @dataclass(slots=True)
@@ -118,83 +88,6 @@ class Prepared:
     """Readings folded (so also published) before a restart: skipped, not published twice."""
     resets: int = 0
     """BaselineReset orders applied."""
-
-
-@dataclass
-class Outcome:
-    """What one batch produced: records to publish, states to write, counts for metrics."""
-
-    predictions: list[Outbound]
-    dead_letters: list[Outbound]
-    dead_letter_reasons: list[str]
-    anomalies: int
-    states: dict[bytes, tuple[int, bytes]]
-    """Changed asset states to write once per batch: key -> (partition, state bytes)."""
-    event_timestamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    """Event time (epoch ms) of each prediction, for the latency histogram."""
-    failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
-    replayed: int = 0
-    drift_alerts: list[Outbound] = field(default_factory=list)
-    drift: dict[str, DriftStatus] = field(default_factory=dict)
-    asset_alerts: list[Outbound] = field(default_factory=list)
-    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    """Assets with a valid reading: partition, asset type, newest event time (ms)."""
-    shadow_predictions: list[Outbound] = field(default_factory=list)
-    shadow: dict[str, ShadowStats] = field(default_factory=dict)
-    recent: dict[str, list[bytes]] = field(default_factory=dict)
-    """Per asset: its newest encoded predictions of the batch (at most RECENT_PREDICTIONS)."""
-    latest: Latest = field(default_factory=dict)
-
-    def report(self, published_s: float) -> BatchReport:
-        """What the worker needs back once the outputs are acknowledged at ``published_s``."""
-        latency = np.maximum(published_s - self.event_timestamps / 1000.0, 0.0)
-        return BatchReport(
-            predictions=len(self.predictions),
-            anomalies=self.anomalies,
-            dead_letters=dict(Counter(self.dead_letter_reasons)),
-            states=self.states,
-            replayed=self.replayed,
-            latency=bucketize(latency, LATENCY_BUCKETS_S),
-            failure_probability=bucketize(self.failure_probabilities,
-                                          FAILURE_PROBABILITY_BUCKETS),
-            drift_alerts=len(self.drift_alerts),
-            drift=self.drift,
-            asset_alerts=len(self.asset_alerts),
-            seen=self.seen,
-            shadow=self.shadow,
-            recent=self.recent,
-            latest=self.latest,
-        )
-
-
-class BatchReport(NamedTuple):
-    """A processed batch whose outputs are delivered: counts, histograms, states to write.
-
-    Small on purpose: it crosses back from the scoring helper for every batch.
-    """
-
-    predictions: int
-    anomalies: int
-    dead_letters: dict[str, int]
-    """Dead letters per reason."""
-    states: dict[bytes, tuple[int, bytes]]
-    replayed: int
-    """Readings skipped because their state already holds them (replays after a restart)."""
-    latency: Buckets
-    """Event time to acknowledged, in seconds, of each prediction."""
-    failure_probability: Buckets
-    drift_alerts: int = 0
-    asset_alerts: int = 0
-    seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Assets with a valid reading in the batch: partition, asset type, newest event time."""
-    shadow: dict[str, ShadowStats] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per profile shadow-scored in the batch: agreement of champion and challenger."""
-    drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
-    """Per profile: latest divergence per watched column and the raised columns."""
-    recent: dict[str, list[bytes]] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per asset: its newest encoded Prediction records (bytes: cheap to send back)."""
-    latest: Latest = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per asset: feature names and values of its newest scored reading."""
 
 
 def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,

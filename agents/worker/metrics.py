@@ -26,7 +26,7 @@ from assetwatch.scoring.buckets import (
 from assetwatch.scoring.shadow import ShadowStats
 
 if TYPE_CHECKING:
-    from assetwatch.scoring.processor import BatchReport
+    from assetwatch.scoring.outcome import BatchReport
 
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -34,7 +34,8 @@ from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.wire import Header, TopicWire
 from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
-from assetwatch.scoring.processor import Outbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.records import Outbound
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
 

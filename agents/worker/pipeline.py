@@ -26,7 +26,8 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.state import supersedes
-from assetwatch.scoring.processor import BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,9 @@ import pytest
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 TOPIC = "assetwatch.telemetry"

@@ -24,7 +24,8 @@ from assetwatch.agents.worker.pipeline import BatchPipeline
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState, source_position, supersedes
 from assetwatch.scoring.buckets import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, bucketize
-from assetwatch.scoring.processor import BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 LEASE_S = 4.8

@@ -13,7 +13,8 @@ from assetwatch.agents.worker.outputs import Delivery, OutputPublisher
 from assetwatch.errors import ScoringHelperError
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.dead_letters import DeadLetterWriter
-from assetwatch.scoring.processor import Inbound, Outbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.records import Inbound, Outbound
 from assetwatch.settings import Settings
 
 LIMIT = 20_000

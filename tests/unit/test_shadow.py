@@ -15,7 +15,8 @@ from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.scoring.shadow import ShadowStats
 from assetwatch.settings import Settings
 
