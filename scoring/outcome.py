@@ -15,7 +15,7 @@ from assetwatch.scoring.buckets import (
     bucketize,
 )
 from assetwatch.scoring.drift import DriftStatus
-from assetwatch.scoring.records import Outbound
+from assetwatch.scoring.records import Outbound, Output, Records, no_records
 from assetwatch.scoring.shadow import ShadowStats
 
 RECENT_PREDICTIONS = 10
@@ -27,28 +27,44 @@ Latest = dict[str, tuple[tuple[str, ...], np.ndarray]]
 
 @dataclass
 class Outcome:
-    """What one batch produced: records to publish, states to write, counts for metrics."""
+    """What one batch produced: records to publish, states to write, counts for metrics.
 
-    predictions: list[Outbound]
-    dead_letters: list[Outbound]
-    dead_letter_reasons: list[str]
-    anomalies: int
-    states: dict[bytes, tuple[int, bytes]]
+    The processor fills it in while it scores; the publisher replaces records the broker
+    refuses (a refused prediction by its dead letter).
+    """
+
+    records: Records = field(default_factory=no_records)
+    """The records to publish, by kind (every kind present)."""
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    """The reason of each dead letter."""
+    anomalies: int = 0
+    states: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     """Changed asset states to write once per batch: key -> (partition, state bytes)."""
     event_timestamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     """Event time (epoch ms) of each prediction, for the latency histogram."""
     failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
     replayed: int = 0
-    drift_alerts: list[Outbound] = field(default_factory=list)
     drift: dict[str, DriftStatus] = field(default_factory=dict)
-    asset_alerts: list[Outbound] = field(default_factory=list)
     seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
     """Assets with a valid reading: partition, asset type, newest event time (ms)."""
-    shadow_predictions: list[Outbound] = field(default_factory=list)
     shadow: dict[str, ShadowStats] = field(default_factory=dict)
     recent: dict[str, list[bytes]] = field(default_factory=dict)
     """Per asset: its newest encoded predictions of the batch (at most RECENT_PREDICTIONS)."""
     latest: Latest = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind in Output:
+            self.records.setdefault(kind, [])
+
+    @property
+    def predictions(self) -> list[Outbound]:
+        """The batch's predictions: with its dead letters, one record per reading."""
+        return self.records[Output.PREDICTION]
+
+    @property
+    def dead_letters(self) -> list[Outbound]:
+        """The batch's dead letters."""
+        return self.records[Output.DEAD_LETTER]
 
     def report(self, published_s: float) -> BatchReport:
         """What the worker needs back once the outputs are acknowledged at ``published_s``."""
@@ -62,9 +78,8 @@ class Outcome:
             latency=bucketize(latency, LATENCY_BUCKETS_S),
             failure_probability=bucketize(self.failure_probabilities,
                                           FAILURE_PROBABILITY_BUCKETS),
-            drift_alerts=len(self.drift_alerts),
+            published={kind: len(records) for kind, records in self.records.items()},
             drift=self.drift,
-            asset_alerts=len(self.asset_alerts),
             seen=self.seen,
             shadow=self.shadow,
             recent=self.recent,
@@ -88,8 +103,8 @@ class BatchReport(NamedTuple):
     latency: Buckets
     """Event time to acknowledged, in seconds, of each prediction."""
     failure_probability: Buckets
-    drift_alerts: int = 0
-    asset_alerts: int = 0
+    published: dict[Output, int] = {}  # noqa: RUF012 (a NamedTuple default)
+    """Records published, by kind."""
     seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
     """Assets with a valid reading in the batch: partition, asset type, newest event time."""
     shadow: dict[str, ShadowStats] = {}  # noqa: RUF012 (a NamedTuple default)

@@ -23,6 +23,7 @@ from assetwatch.scoring.buckets import (
     LATENCY_BUCKETS_S,
     Buckets,
 )
+from assetwatch.scoring.records import Output
 from assetwatch.scoring.shadow import ShadowStats
 
 if TYPE_CHECKING:
@@ -140,6 +141,10 @@ class Metrics:
                                      "(failure risk and silent sensors, raised and recovered).")
         self._drift_alerts = counter("assetwatch_drift_alerts", "DriftAlert records published "
                                      "(raised and cleared).")
+        self._published = {Output.DRIFT_ALERT: self._drift_alerts,
+                           Output.ASSET_ALERT: self._asset_alerts}
+        """The counter of each output kind counted as published (predictions and dead
+        letters have their own, by outcome and reason)."""
         self._shadow_rows = counter("assetwatch_shadow_predictions", "Rows the challenger "
                                     "shadow-scored.", ("profile",))
         self._shadow_rate = Gauge(
@@ -202,8 +207,8 @@ class Metrics:
         self._failure.add(report.failure_probability)
         self._batch_size.observe(size)
         self._batch_seconds.observe(seconds)
-        self._drift_alerts.inc(report.drift_alerts)
-        self._asset_alerts.inc(report.asset_alerts)
+        for kind, published in self._published.items():
+            published.inc(report.published.get(kind, 0))
         for profile, batch in report.shadow.items():
             self._record_shadow(profile, batch)
         for profile, status in report.drift.items():
