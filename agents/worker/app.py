@@ -126,7 +126,7 @@ def create_app(
         # message through the stream machinery and stop filling during processing (measured
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
-        queue = channel_queue(stream)
+        queue = channel_queue(app, stream)
         index = queries.index if queries is not None else None
         fence = OwnershipFence(lambda: membership(app), settings.session_timeout_s)
         await BatchPipeline(settings, scorer, states, metrics, silence, progress, index,

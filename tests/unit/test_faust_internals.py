@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from assetwatch.agents.worker.app import create_app
+from assetwatch.agents.worker.faust_internals import channel_queue
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.settings import Settings
@@ -27,3 +28,24 @@ def test_the_worker_consumer_holds_fetches_as_long_as_the_settings_say(compat: s
         return wait
 
     assert asyncio.run(built()) == 20
+
+
+def test_the_agent_queue_keeps_its_events_when_flow_control_resumes() -> None:
+    """Faust clears channel queues at every flow-control resume; the agent's is left alone.
+
+    The end of a recovery seeks *before* it resumes, so a cleared event is never read again.
+    """
+    settings = Settings(_env_file=None,  # type: ignore[call-arg]
+                        kafka_bootstrap_servers="127.0.0.1:9")
+    app = create_app(settings, cast(Scorer, object()), Metrics(CollectorRegistry()))
+
+    async def left_after_resume() -> tuple[int, int]:
+        faust_kept, ours = app.channel().stream(), app.channel().stream()
+        plain = faust_kept.channel.queue
+        queue = channel_queue(app, ours)
+        for each in (plain, queue):
+            each.put_nowait("event")
+        app.flow_control.resume()
+        return plain.qsize(), queue.qsize()
+
+    assert asyncio.run(left_after_resume()) == (0, 1)
