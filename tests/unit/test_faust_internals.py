@@ -30,22 +30,26 @@ def test_the_worker_consumer_holds_fetches_as_long_as_the_settings_say(compat: s
     assert asyncio.run(built()) == 20
 
 
-def test_the_agent_queue_keeps_its_events_when_flow_control_resumes() -> None:
-    """Faust clears channel queues at every flow-control resume; the agent's is left alone.
+def test_the_agent_queue_is_cleared_at_revocations_but_not_when_flow_resumes() -> None:
+    """Faust clears channel queues at every flow-control resume; the agent's is kept then.
 
-    The end of a recovery seeks *before* it resumes, so a cleared event is never read again.
+    The end of a recovery seeks *before* it resumes, so an event cleared there is never read
+    again; at a revocation (``flow_control.clear()``) a seek follows, so the agent's goes too.
     """
     settings = Settings(_env_file=None,  # type: ignore[call-arg]
                         kafka_bootstrap_servers="127.0.0.1:9")
     app = create_app(settings, cast(Scorer, object()), Metrics(CollectorRegistry()))
 
-    async def left_after_resume() -> tuple[int, int]:
-        faust_kept, ours = app.channel().stream(), app.channel().stream()
-        plain = faust_kept.channel.queue
-        queue = channel_queue(app, ours)
+    async def left() -> tuple[tuple[int, int], tuple[int, int]]:
+        plain = app.channel().stream().channel.queue
+        queue = channel_queue(app, app.channel().stream())
         for each in (plain, queue):
             each.put_nowait("event")
         app.flow_control.resume()
-        return plain.qsize(), queue.qsize()
+        after_resume = plain.qsize(), queue.qsize()
+        for each in (plain, queue):
+            each.put_nowait("event")
+        app.flow_control.clear()
+        return after_resume, (plain.qsize(), queue.qsize())
 
-    assert asyncio.run(left_after_resume()) == (0, 1)
+    assert asyncio.run(left()) == ((0, 1), (0, 0))
