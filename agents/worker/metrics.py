@@ -167,9 +167,10 @@ class Metrics:
         self._drift_detected = Gauge(
             "assetwatch_drift_detected", "1 while a drift alert is raised for the column.",
             ("profile", "model_version", "feature"), registry=registry)
-        self._fenced = counter("assetwatch_fenced_readings", "Readings of batches dropped "
-                               "unacked because the worker had lost their partitions, by "
-                               "whether their outputs were already published.", ("stage",))
+        self._fenced = counter("assetwatch_fenced_readings", "Readings dropped unacked: "
+                               "delivered before the latest rebalance, or of batches whose "
+                               "partitions the worker had lost (by whether their outputs were "
+                               "already published).", ("stage",))
         self._batch_seconds = Histogram(
             "assetwatch_batch_processing_seconds", "Batch taken from the queue to acked.",
             buckets=BATCH_SECONDS_BUCKETS, registry=registry)
@@ -257,7 +258,7 @@ class Metrics:
             self._shadow_correlation.labels(profile, version).set(correlation)
 
     def fenced(self, stage: str, size: int) -> None:
-        """A batch of ``size`` readings dropped by the ownership fence at ``stage``."""
+        """``size`` readings dropped unacked at ``stage`` (a fenced batch, or a rebalance's)."""
         self._fenced.labels(stage).inc(size)
 
     def asset_alert(self) -> None:
