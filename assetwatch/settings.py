@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     """Extra folder of profile .toml files, read before the bundled ones."""
     batch_max_events: int = Field(default=2000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
-    batch_max_wait_s: float = Field(default=0.2, ge=0)
+    batch_max_wait_s: float = Field(default=0.0, ge=0)
     """Seconds a batch waits for more readings once it has one; 0: what is queued goes at once."""
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
     """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
