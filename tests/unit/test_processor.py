@@ -19,7 +19,7 @@ from assetwatch.errors import ModelUnavailableError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring import processor as processor_module
+from assetwatch.scoring import preparation as preparation_module
 from assetwatch.scoring.outcome import Outcome
 from assetwatch.scoring.processor import BatchProcessor
 from assetwatch.scoring.records import Inbound
@@ -527,8 +527,8 @@ def test_a_dead_letter_encodes_whatever_strings_its_reading_held(
 ) -> None:
     processor = make_processor()
     reading = make_reading(event_id="\ud800", asset_id="\udc00", asset_type="\udfff")
-    monkeypatch.setattr(processor, "_telemetry", _DecodesTo(reading))
-    monkeypatch.setattr(processor_module, "decode_reading", lambda data, start: dict(reading))
+    monkeypatch.setattr(processor._preparer, "_telemetry", _DecodesTo(reading))
+    monkeypatch.setattr(preparation_module, "decode_reading", lambda data, start: dict(reading))
 
     outcome = _run(processor, _batch([(b"cnc-001", _avro(make_reading()))]))
 

@@ -1,0 +1,288 @@
+"""Reading preparation: decode, validate and fold each reading into its asset's state.
+
+Readings are folded in arrival order, as the offline path does; a reading that cannot be
+folded leaves as a dead letter with its reason. No I/O: the states come from a callable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assetwatch.errors import InvalidReadingError, SerializationError
+from assetwatch.features.baseline import Baseline
+from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.profiles import Profile
+from assetwatch.features.state import AssetState, content_digest, event_digest
+from assetwatch.features.validation import check_reading
+from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
+from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
+from assetwatch.schemas.telemetry_reader import decode_reading
+from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
+from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
+from assetwatch.scoring.records import Inbound, Outbound
+from assetwatch.scoring.state_cache import DecodedStates
+from assetwatch.settings import Settings
+from assetwatch.text import loggable
+
+log = logging.getLogger(__name__)
+
+LoadState = Callable[[bytes], bytes | None]
+"""The stored bytes of an asset's state, or None if it has none."""
+
+
+@dataclass(slots=True)
+class Scorable:
+    """A reading folded into its asset's state, waiting for its batch's model call."""
+
+    inbound: Inbound
+    reading: dict[str, Any]
+    features: list[float]
+    """The reading's snapshot (:meth:`FeatureExtractor.fold`); rows are built per batch."""
+
+
+@dataclass
+class Prepared:
+    """A batch after feature extraction, before scoring."""
+
+    by_profile: dict[str, list[Scorable]] = field(default_factory=dict)
+    dead_letters: list[Outbound] = field(default_factory=list)
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    states: dict[bytes, AssetState] = field(default_factory=dict)
+    """States of the batch's assets, loaded once per batch."""
+    loaded: dict[bytes, bytes | None] = field(default_factory=dict)
+    """The stored bytes each state was loaded from."""
+    changed: dict[bytes, int] = field(default_factory=dict)
+    """Assets whose state changed, with the partition their readings came from."""
+    replayed: int = 0
+    """Readings folded (so also published) before a restart: skipped, not published twice."""
+    resets: int = 0
+    """BaselineReset orders applied."""
+
+
+class Preparer:
+    """Turns a batch's messages into scorable readings and dead letters, state by state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profiles: Mapping[str, Profile],
+        extractors: Mapping[str, FeatureExtractor],
+        clock: Callable[[], float] = time.time,
+        partitions: int | None = None,
+    ) -> None:
+        self._settings = settings
+        self._partitions = partitions
+        """The telemetry topic's partition count: readings on another partition than their
+        key's murmur2 one are dead-lettered (None: unchecked, for inputs of unknown origin)."""
+        self._profiles = dict(profiles)
+        self._extractors = extractors
+        self._clock = clock
+        self._telemetry = codec("TelemetryReading")
+        self._reading_header = self._telemetry.header
+        check_reader_schema(self._reading_header)
+        self._dead_letter = DeadLetterWriter(settings.max_message_bytes, clock)
+        self._reset_header = codec("BaselineReset").header
+        self._decoded = DecodedStates()
+        self._grace_ms = int(settings.late_grace_s * 1000)
+        self._future_ms = int(settings.max_future_skew_s * 1000)
+        self._past_ms = int(settings.max_past_age_s * 1000)
+
+    def prepare(self, batch: Sequence[Inbound], load_state: LoadState) -> Prepared:
+        """Decode, validate and fold every reading into its asset's state, in order."""
+        prepared = Prepared()
+        now_ms = int(self._clock() * 1000)
+        for inbound in batch:
+            if inbound.value is not None and inbound.value.startswith(self._reset_header):
+                self._reset(prepared, inbound, load_state)
+                continue
+            reading: dict[str, Any] | None = None
+            try:
+                reading = self._decode(inbound)
+                profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms,
+                                                self._past_ms, self._settings.max_id_length)
+                features = self._fold(prepared, inbound, reading, profile, values, load_state)
+            except InvalidReadingError as exc:
+                self.reject(prepared, inbound, exc.reason, exc.detail, reading)
+                continue
+            if features is None:
+                prepared.replayed += 1
+                continue
+            prepared.by_profile.setdefault(profile.name, []).append(
+                Scorable(inbound, reading, features)
+            )
+        return prepared
+
+    def encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
+        """The changed states as bytes; every state of the batch is kept decoded for the next."""
+        changed = {}
+        for asset, partition in prepared.changed.items():
+            raw = prepared.states[asset].to_bytes()
+            changed[asset] = (partition, raw)
+            self._decoded.keep(asset, raw, prepared.states[asset])
+        for asset, stored in prepared.loaded.items():
+            if asset not in changed and stored is not None:
+                self._decoded.keep(asset, stored, prepared.states[asset])
+        return changed
+
+    def reject(
+        self, prepared: Prepared, inbound: Inbound, reason: str, detail: str,
+        reading: Mapping[str, Any] | None,
+    ) -> None:
+        """Dead-letter ``inbound`` for ``reason``, with what its reading told of it."""
+        key, value = self._dead_letter.build(
+            inbound, reason, _utf8(detail) or detail.encode("utf-8", "backslashreplace").decode(),
+            _utf8(reading.get("event_id")) if reading else None,
+            _utf8(reading.get("asset_id")) if reading else None,
+        )
+        prepared.dead_letters.append(Outbound(key, value, None,
+                                              error_headers(inbound, reason, detail)))
+        prepared.dead_letter_reasons.append(reason)
+
+    def _decode(self, inbound: Inbound) -> dict[str, Any]:
+        value = inbound.value
+        if value is None:
+            raise InvalidReadingError("undecodable", "message has no value")
+        if len(value) > self._settings.max_payload_bytes:
+            raise InvalidReadingError(
+                "oversized", f"{len(value)} bytes > limit {self._settings.max_payload_bytes}"
+            )
+        try:
+            if value.startswith(self._reading_header):
+                return decode_reading(value, HEADER_LEN)
+            if value.startswith(MAGIC):  # an earlier schema's reading, or not a reading
+                return self._telemetry.decode(value)
+            if value.lstrip()[:1] == b"{":
+                return self._telemetry.decode_json(value)
+        except SerializationError as exc:
+            reason = "schema_mismatch" if value.lstrip()[:1] == b"{" else "undecodable"
+            raise InvalidReadingError(reason, str(exc)) from exc
+        raise InvalidReadingError("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
+
+    def _fold(
+        self,
+        prepared: Prepared,
+        inbound: Inbound,
+        reading: dict[str, Any],
+        profile: Profile,
+        values: list[float],
+        load_state: LoadState,
+    ) -> list[float] | None:
+        """The reading's feature snapshot, or None if its state already holds it (a replay).
+
+        Outputs are delivered before states are written, so a state that holds a reading
+        proves its prediction or dead letter was already published.
+        """
+        extractor = self._extractors[profile.name]
+        asset = reading["asset_id"].encode()
+        if inbound.key != asset:
+            # Feature state is partitioned by the message key: a reading keyed otherwise
+            # could land beside another worker's copy of the asset's state.
+            raise InvalidReadingError(
+                "key_mismatch", f"message key {inbound.key!r} is not the asset id {asset!r}"
+            )
+        self._check_partition(inbound, asset)
+        state = self._state(prepared, asset, profile, load_state)
+        ts = reading["timestamp"]
+        if _holds(state, inbound):
+            return None
+        event, content = event_digest(reading["event_id"]), content_digest(ts, values)
+        _refuse_known(state, event, content, reading["event_id"])
+        if extractor.is_late(state, ts, self._grace_ms):
+            raise InvalidReadingError(
+                "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
+                f"reading (grace {self._grace_ms} ms)",
+            )
+        features = extractor.fold(state, ts, values)
+        state.remember(event, content)
+        state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
+        prepared.changed[asset] = inbound.partition
+        return features
+
+    def _check_partition(self, inbound: Inbound, asset: bytes) -> None:
+        """Refuse a message off its asset's partition: its state would split in two."""
+        if self._partitions is None:
+            return
+        expected = partition_for(asset, self._partitions)
+        if inbound.partition != expected:
+            raise InvalidReadingError(
+                "wrong_partition", f"key {asset!r} belongs on partition {expected} of "
+                f"{self._partitions} (murmur2), it arrived on {inbound.partition}: {PRODUCER_FIX}")
+
+    def _state(self, prepared: Prepared, asset: bytes, profile: Profile,
+               load_state: LoadState) -> AssetState:
+        """The asset's state in this batch, loaded on its first reading."""
+        state = prepared.states.get(asset)
+        if state is None:
+            raw = prepared.loaded[asset] = load_state(asset)
+            state = prepared.states[asset] = self._decoded.load(asset, profile, raw)
+        return state
+
+    def _reset(self, prepared: Prepared, inbound: Inbound, load_state: LoadState) -> None:
+        """A BaselineReset: the asset calibrates afresh from its next reading."""
+        try:
+            order = codec("BaselineReset").decode(inbound.value or b"")
+            profile = self._profiles.get(order["asset_type"])
+            if profile is None:
+                raise InvalidReadingError("unknown_asset_type",
+                                          f"no profile {order['asset_type']!r} is served")
+            asset = order["asset_id"].encode()
+            if inbound.key != asset:
+                raise InvalidReadingError("key_mismatch", f"message key {inbound.key!r} is not "
+                                          f"the asset id {asset!r}")
+            self._check_partition(inbound, asset)
+        except SerializationError as exc:
+            self.reject(prepared, inbound, "undecodable", str(exc), None)
+            return
+        except InvalidReadingError as exc:
+            self.reject(prepared, inbound, exc.reason, exc.detail, None)
+            return
+        state = self._state(prepared, asset, profile, load_state)
+        if _holds(state, inbound):
+            return
+        state.baseline = Baseline.empty(profile)
+        state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
+        prepared.changed[asset] = inbound.partition
+        prepared.resets += 1
+        log.info("baseline of %s %r reset: it calibrates afresh", profile.name, asset)
+
+
+def _refuse_known(state: AssetState, event: float, content: float, event_id: str) -> None:
+    """Dead-letter an event id the asset's state remembers.
+
+    ``resent`` when the content is the same (an exact re-send, not folded twice),
+    ``duplicate_event`` when it differs.
+    """
+    known = state.seen(event)
+    if known is None:
+        return
+    if known == content:
+        raise InvalidReadingError("resent", f"event {loggable(event_id)} was already folded "
+                                  "in: an exact re-send")
+    raise InvalidReadingError("duplicate_event", f"event id {loggable(event_id)} was already "
+                              "used by another reading of this asset")
+
+
+def _holds(state: AssetState, inbound: Inbound) -> bool:
+    """True when the state already holds this message (a replay after a restart)."""
+    return state.applied_partition == inbound.partition and state.applied_offset >= inbound.offset
+
+
+def _utf8(value: object) -> str | None:
+    """``value`` if it is a str a dead letter can carry (UTF-8 encodable), else None.
+
+    The codecs already refuse such strings; this keeps a dead letter encodable whatever
+    reached it, since a dead letter that fails to encode would take its batch down.
+    """
+    if not isinstance(value, str):
+        return None
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
