@@ -2,7 +2,8 @@
 
 ``prepare`` decodes, validates and folds each reading into its asset's feature state (in
 arrival order, as the offline path does); ``score`` makes one model call per profile for the
-whole batch. Every input leaves as exactly one prediction or one dead letter.
+whole batch, publishes the predictions and hands the same rows to the observers
+(:mod:`scoring.observers`). Every input leaves as exactly one prediction or one dead letter.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -23,13 +24,13 @@ from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 from assetwatch.schemas.wire import model_headers
-from assetwatch.scoring.alerts import AssetAlerts
-from assetwatch.scoring.drift import DriftAlerts
 from assetwatch.scoring.guard import non_finite_rows
+from assetwatch.scoring.observers import Scored, default_observers
 from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
+from assetwatch.scoring.predictions import prediction_record
 from assetwatch.scoring.preparation import LoadState, Prepared, Preparer, Scorable
 from assetwatch.scoring.records import Inbound, Outbound, Output
-from assetwatch.scoring.shadow import Shadows, shadow_records
+from assetwatch.scoring.shadow import Shadows
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,23 +53,6 @@ class _Rows:
         return _Rows(items, self.snapshots[mask], self.features[mask])
 
 
-def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,
-            features: np.ndarray, i: int) -> dict[str, Any]:
-    """A Prediction record: ``base`` (ids, times) with row ``i``'s scores from ``model``."""
-    names, row = model.bundle.feature_names, features[i]
-    top = [{"name": names[j], "value": float(row[j]), "z_score": z}
-           for j, z in zip(scores.top_index[i].tolist(), scores.top_z[i].tolist(), strict=True)]
-    return {
-        **base,
-        "anomaly_score": float(scores.anomaly_score[i]),
-        "is_anomaly": bool(scores.is_anomaly[i]),
-        "failure_probability": float(scores.failure_probability[i]),
-        "model_name": model.name,
-        "model_version": model.version,
-        "top_features": top,
-    }
-
-
 class BatchProcessor:
     """Turns a batch of telemetry messages into predictions and dead letters."""
 
@@ -86,13 +70,12 @@ class BatchProcessor:
         self._preparer = Preparer(settings, profiles, self._extractors, clock, partitions)
         self._models = models
         self._clock = clock
-        self._shadows: Shadows = {} if shadows is None else shadows
-        """The challenger of each shadow-scored profile (the scorer swaps entries)."""
         header = codec("Prediction").header
         check_schema(header)
         self._encode = partial(encode_prediction, header)
-        self._drift = DriftAlerts(settings)
-        self._asset_alerts = AssetAlerts(settings, clock)
+        self._observers = default_observers(settings, clock, {} if shadows is None else shadows,
+                                            self._encode)
+        """What each profile's scored rows give rise to besides predictions, in order."""
 
     def process(self, batch: Sequence[Inbound], load_state: LoadState) -> Outcome:
         """:meth:`prepare` then :meth:`score`: the whole batch, one model call per profile."""
@@ -119,7 +102,8 @@ class BatchProcessor:
         out.states = self._preparer.encode_states(prepared)
         out.event_timestamps = _joined(event_ms, np.int64)
         out.failure_probabilities = _joined(probabilities, float)
-        out.drift = self._drift.status()
+        for observer in self._observers:
+            observer.finish(out)
         return out
 
     def _score_profile(self, prepared: Prepared, out: Outcome, profile: str, rows: _Rows,
@@ -147,45 +131,26 @@ class BatchProcessor:
         out.anomalies += int(scores.is_anomaly.sum())
         event_ms = np.fromiter((item.reading["timestamp"] for item in items), np.int64,
                                len(items))
-        # Drift compares rows like the training reference's: judged, every window complete.
-        watched = ~baseline.calibrating & baseline.windows_complete
-        if watched.any():
-            out.records[Output.DRIFT_ALERT].extend(
-                Outbound(key, value) for key, value in self._drift.observe(
-                    profile, model, features[watched], _rows(scores, watched), event_ms[watched]))
         records = self._publish_rows(out, items, profile, model, scores, features, now_ms,
                                      baseline)
-        self._shadow_score(out, profile, features, records, scores)
+        scored = Scored(profile, model, items, features, scores, baseline, event_ms, records)
+        for observer in self._observers:
+            observer.observe(scored, out)
         return event_ms, np.asarray(scores.failure_probability, dtype=float)
-
-    def _shadow_score(self, out: Outcome, profile: str, features: np.ndarray,
-                      records: list[dict[str, Any]], scores: BatchScores) -> None:
-        """The challenger's predictions of the same rows, if ``profile`` is shadow-scored."""
-        challenger = self._shadows.get(profile)
-        if challenger is None:
-            return
-        shadow = shadow_records(challenger, features, records, scores, _scored)
-        if shadow is not None:
-            out.records[Output.SHADOW_PREDICTION].extend(
-                Outbound(r["asset_id"].encode(), self._encode(r), None,
-                         model_headers(r["model_name"], r["model_version"]))
-                for r in shadow[0])
-            out.shadow[profile] = shadow[1]
 
     def _publish_rows(self, out: Outcome, items: list[Scorable], profile: str,
                       model: ScoringModel, scores: BatchScores, features: np.ndarray,
                       now_ms: int, baseline: BaselineScores) -> list[dict[str, Any]]:
-        """Each row's Prediction, published; its asset alert, unless it is calibrating."""
+        """Each row's Prediction, published, with the asset's newest ones for the query API."""
         headers = model_headers(model.name, model.version)
         calibrating = baseline.calibrating.tolist()
         baseline_score = baseline.score.tolist()
         newest: dict[str, int] = {}
         records = []
         predictions = out.records[Output.PREDICTION]
-        asset_alerts = out.records[Output.ASSET_ALERT]
         for i, item in enumerate(items):
             reading = item.reading
-            record = _scored({
+            record = prediction_record({
                 "asset_id": reading["asset_id"],
                 "asset_type": profile,
                 "event_id": reading["event_id"],
@@ -201,10 +166,6 @@ class BatchProcessor:
             predictions.append(Outbound(key, encoded, item.inbound, headers))
             out.recent.setdefault(asset, []).append(encoded)
             newest[asset] = i
-            if not calibrating[i]:
-                alert = self._asset_alerts.observe(record, model, record["top_features"])
-                if alert is not None:
-                    asset_alerts.append(Outbound(key, alert))
         for asset, i in newest.items():
             del out.recent[asset][:-RECENT_PREDICTIONS]
             # a copy: a view would keep the whole batch's feature matrix alive in the index
@@ -255,8 +216,3 @@ class BatchProcessor:
 
 def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype)
-
-
-def _rows(scores: BatchScores, mask: np.ndarray) -> BatchScores:
-    """The scores of the rows ``mask`` selects."""
-    return BatchScores(**{f.name: getattr(scores, f.name)[mask] for f in fields(scores)})
