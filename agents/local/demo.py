@@ -80,20 +80,37 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
                                                           new_session=True) as broker:
         settings = demo_settings(base, broker.bootstrap_servers)
         ensure_topics(settings)
-        profiles = load_profiles(settings.profiles, settings.profiles_dir)
-        # The worker loads the models itself (and on a first run trains them, as any worker
-        # with an empty registry does): loading them here first, then again in the worker,
-        # cost the worker's whole start-up on top of the training.
-        worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd(), new_session=True)
-        try:
-            print(f"starting the worker (a first run trains and registers small baselines, "
-                  f"seconds; log: {worker.log_path})...", file=sys.stderr, flush=True)
-            health = worker.wait_ready(WORKER_START_S, until=stop)
-            fleet = Fleet(settings, profiles, options.fleet, stop)
-            tally = Tally(live_from_ms=fleet.live_from_ms, versions=_versions(health))
-            return _Run(settings, options, fleet, tally, worker, stop).execute()
-        finally:
-            worker.stop(WORKER_STOP_S)  # then the broker, when the with block ends
+        # Subscribed first, so its group join (seconds on tansu) is over by the first poll.
+        with RecordReader(settings, _outputs(settings)) as reader:
+            return _with_worker(settings, options, reader, stop)
+
+
+def _with_worker(settings: Settings, options: DemoOptions, reader: RecordReader,
+                 stop: threading.Event) -> dict[str, Any]:
+    """Start the worker, wait until it is ready, run the fleet and the views; stop the worker.
+
+    The worker loads the models itself (and on a first run trains them, as any worker with an
+    empty registry does): loading them here first, then again in the worker, cost the
+    worker's whole start-up on top of the training.
+    """
+    profiles = load_profiles(settings.profiles, settings.profiles_dir)
+    worker = WorkerProcess(settings, settings.data_dir / "logs" / "worker.log", cwd=Path.cwd(),
+                           new_session=True)
+    try:
+        print(f"starting the worker (a first run trains and registers small baselines, "
+              f"seconds; log: {worker.log_path})...", file=sys.stderr, flush=True)
+        health = worker.wait_ready(WORKER_START_S, until=stop)
+        fleet = Fleet(settings, profiles, options.fleet, stop)
+        tally = Tally(live_from_ms=fleet.live_from_ms, versions=_versions(health))
+        return _Run(settings, options, fleet, tally, worker, stop).execute(reader)
+    finally:
+        worker.stop(WORKER_STOP_S)  # then the reader and the broker, as their blocks end
+
+
+def _outputs(settings: Settings) -> list[str]:
+    """The worker's output topics, which the views are made from."""
+    return [settings.predictions_topic, settings.dead_letter_topic,
+            settings.asset_alerts_topic, settings.drift_topic, settings.operator_alerts_topic]
 
 
 def _versions(health: dict[str, Any]) -> dict[str, str]:
@@ -114,21 +131,17 @@ class _Run:
             options.dashboard_port, lambda: self.latest, self.asset)
         self.latest: dict[str, Any] = {}
 
-    def execute(self) -> dict[str, Any]:
-        topics = [self.settings.predictions_topic, self.settings.dead_letter_topic,
-                  self.settings.asset_alerts_topic, self.settings.drift_topic,
-                  self.settings.operator_alerts_topic]
+    def execute(self, reader: RecordReader) -> dict[str, Any]:
         url = self.dashboard.start() if self.dashboard else None
         if url:
             print(f"dashboard: {url}", file=sys.stderr, flush=True)
         try:
-            with RecordReader(self.settings, topics) as reader:
-                self.fleet.start()
-                self._watch(reader, url)
-                stopping = time.monotonic()
-                self.stop.set()
-                self.fleet.join(15)
-                self._drain(reader)
+            self.fleet.start()
+            self._watch(reader, url)
+            stopping = time.monotonic()
+            self.stop.set()
+            self.fleet.join(15)
+            self._drain(reader)
         finally:
             if self.dashboard:
                 self.dashboard.close()
