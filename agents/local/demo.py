@@ -24,7 +24,6 @@ from assetwatch.agents.commands.interrupts import stop_on_interrupt
 from assetwatch.agents.kafka.consumer import RecordReader
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import free_port, start_broker
-from assetwatch.agents.local.bytecode import BytecodeWarmup
 from assetwatch.agents.local.dashboard import Dashboard
 from assetwatch.agents.local.demo_fleet import Fleet, FleetOptions
 from assetwatch.agents.local.demo_tally import Tally
@@ -97,8 +96,6 @@ def _with_worker(settings: Settings, options: DemoOptions, reader: RecordReader,
     profiles = load_profiles(settings.profiles, settings.profiles_dir)
     worker = WorkerProcess(settings, settings.data_dir / "logs" / "worker.log", cwd=Path.cwd(),
                            new_session=True)
-    # A fresh uv install has no bytecode yet: the training stack compiles beside the worker.
-    warmup = BytecodeWarmup(["assetwatch.models.training"], probe="sklearn")
     try:
         print(f"starting the worker (a first run trains and registers small baselines, "
               f"seconds; log: {worker.log_path})...", file=sys.stderr, flush=True)
@@ -107,7 +104,6 @@ def _with_worker(settings: Settings, options: DemoOptions, reader: RecordReader,
         tally = Tally(live_from_ms=fleet.live_from_ms, versions=_versions(health))
         return _Run(settings, options, fleet, tally, worker, stop).execute(reader)
     finally:
-        warmup.close()
         worker.stop(WORKER_STOP_S)  # then the reader and the broker, as their blocks end
 
 
