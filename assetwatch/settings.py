@@ -68,11 +68,8 @@ class Settings(BaseSettings):
     """Extra folder of profile .toml files, read before the bundled ones."""
     batch_max_events: int = Field(default=2000, ge=1)
     """Micro-batch size bound: events scored with one model call."""
-    batch_max_wait_s: float = Field(default=0.2, ge=0)
+    batch_max_wait_s: float = Field(default=0.0, ge=0)
     """Seconds a batch waits for more readings once it has one; 0: what is queued goes at once."""
-    # 0 is not the default: with it, tests/integration/test_pipeline.py's restart test loses
-    # 1-600 readings after the restart, reproducibly (a race with Faust's seek to the
-    # committed offsets at start-up, not yet found); 0.2 passes.
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
     """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
     # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.

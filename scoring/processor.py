@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -28,55 +28,25 @@ from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
 from assetwatch.schemas.telemetry_reader import decode_reading
-from assetwatch.schemas.wire import Header, model_headers
+from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.alerts import AssetAlerts
-from assetwatch.scoring.buckets import (
-    FAILURE_PROBABILITY_BUCKETS,
-    LATENCY_BUCKETS_S,
-    Buckets,
-    bucketize,
-)
 from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
-from assetwatch.scoring.drift import DriftAlerts, DriftStatus
+from assetwatch.scoring.drift import DriftAlerts
 from assetwatch.scoring.guard import non_finite_rows
+from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
 from assetwatch.scoring.partitioner import PRODUCER_FIX, partition_for
-from assetwatch.scoring.shadow import Shadows, ShadowStats, shadow_records
+from assetwatch.scoring.records import Inbound, Outbound, Output
+from assetwatch.scoring.shadow import Shadows, shadow_records
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
 DECODED_STATES_KEPT = 4096
-RECENT_PREDICTIONS = 10
-"""Newest encoded predictions per asset a batch report carries back for the query API."""
-
-Latest = dict[str, tuple[tuple[str, ...], np.ndarray]]
-"""Per asset of a batch: the feature names and values of its newest scored reading."""
 """Assets whose decoded state a processor keeps between batches (~30 KB each)."""
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 """sklearn estimators cast their input to float32 and reject it if any value overflows."""
-
-
-class Inbound(NamedTuple):
-    """One consumed message, as the broker gave it (a tuple: cheap to pickle in bulk)."""
-
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-
-
-class Outbound(NamedTuple):
-    """One record to publish."""
-
-    key: bytes | None
-    value: bytes
-    source: Inbound | None = None
-    """The input a prediction is for: its dead letter if the broker refuses the prediction."""
-    headers: list[Header] | None = None
-    """Record headers beyond the topic's content type (model, dead-letter reason)."""
 
 
 @dataclass(slots=True)
@@ -118,83 +88,6 @@ class Prepared:
     """Readings folded (so also published) before a restart: skipped, not published twice."""
     resets: int = 0
     """BaselineReset orders applied."""
-
-
-@dataclass
-class Outcome:
-    """What one batch produced: records to publish, states to write, counts for metrics."""
-
-    predictions: list[Outbound]
-    dead_letters: list[Outbound]
-    dead_letter_reasons: list[str]
-    anomalies: int
-    states: dict[bytes, tuple[int, bytes]]
-    """Changed asset states to write once per batch: key -> (partition, state bytes)."""
-    event_timestamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    """Event time (epoch ms) of each prediction, for the latency histogram."""
-    failure_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
-    replayed: int = 0
-    drift_alerts: list[Outbound] = field(default_factory=list)
-    drift: dict[str, DriftStatus] = field(default_factory=dict)
-    asset_alerts: list[Outbound] = field(default_factory=list)
-    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    """Assets with a valid reading: partition, asset type, newest event time (ms)."""
-    shadow_predictions: list[Outbound] = field(default_factory=list)
-    shadow: dict[str, ShadowStats] = field(default_factory=dict)
-    recent: dict[str, list[bytes]] = field(default_factory=dict)
-    """Per asset: its newest encoded predictions of the batch (at most RECENT_PREDICTIONS)."""
-    latest: Latest = field(default_factory=dict)
-
-    def report(self, published_s: float) -> BatchReport:
-        """What the worker needs back once the outputs are acknowledged at ``published_s``."""
-        latency = np.maximum(published_s - self.event_timestamps / 1000.0, 0.0)
-        return BatchReport(
-            predictions=len(self.predictions),
-            anomalies=self.anomalies,
-            dead_letters=dict(Counter(self.dead_letter_reasons)),
-            states=self.states,
-            replayed=self.replayed,
-            latency=bucketize(latency, LATENCY_BUCKETS_S),
-            failure_probability=bucketize(self.failure_probabilities,
-                                          FAILURE_PROBABILITY_BUCKETS),
-            drift_alerts=len(self.drift_alerts),
-            drift=self.drift,
-            asset_alerts=len(self.asset_alerts),
-            seen=self.seen,
-            shadow=self.shadow,
-            recent=self.recent,
-            latest=self.latest,
-        )
-
-
-class BatchReport(NamedTuple):
-    """A processed batch whose outputs are delivered: counts, histograms, states to write.
-
-    Small on purpose: it crosses back from the scoring helper for every batch.
-    """
-
-    predictions: int
-    anomalies: int
-    dead_letters: dict[str, int]
-    """Dead letters per reason."""
-    states: dict[bytes, tuple[int, bytes]]
-    replayed: int
-    """Readings skipped because their state already holds them (replays after a restart)."""
-    latency: Buckets
-    """Event time to acknowledged, in seconds, of each prediction."""
-    failure_probability: Buckets
-    drift_alerts: int = 0
-    asset_alerts: int = 0
-    seen: dict[str, tuple[int, str, int]] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Assets with a valid reading in the batch: partition, asset type, newest event time."""
-    shadow: dict[str, ShadowStats] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per profile shadow-scored in the batch: agreement of champion and challenger."""
-    drift: dict[str, DriftStatus] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
-    """Per profile: latest divergence per watched column and the raised columns."""
-    recent: dict[str, list[bytes]] = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per asset: its newest encoded Prediction records (bytes: cheap to send back)."""
-    latest: Latest = {}  # noqa: RUF012 (a NamedTuple default)
-    """Per asset: feature names and values of its newest scored reading."""
 
 
 def _scored(base: dict[str, Any], model: ScoringModel, scores: BatchScores,
@@ -287,34 +180,30 @@ class BatchProcessor:
 
     def score(self, prepared: Prepared) -> Outcome:
         """One model call per profile for the batch; encode predictions."""
-        out = _Outputs()
+        out = Outcome(dead_letter_reasons=prepared.dead_letter_reasons,
+                      replayed=prepared.replayed)
+        out.records[Output.DEAD_LETTER] = prepared.dead_letters
+        event_ms: list[np.ndarray] = []
+        probabilities: list[np.ndarray] = []
         now_ms = int(self._clock() * 1000)
         for profile, all_items in prepared.by_profile.items():
             rows = self._scorable(prepared, profile, all_items)
-            if rows.items:
-                self._score_profile(prepared, out, profile, rows, now_ms)
-        return Outcome(
-            predictions=out.predictions,
-            dead_letters=prepared.dead_letters,
-            dead_letter_reasons=prepared.dead_letter_reasons,
-            anomalies=out.anomalies,
-            states=self._encode_states(prepared),
-            event_timestamps=_joined(out.event_ms, np.int64),
-            failure_probabilities=_joined(out.probabilities, float),
-            replayed=prepared.replayed,
-            drift_alerts=out.drift_alerts,
-            drift=self._drift.status(),
-            asset_alerts=out.asset_alerts,
-            seen=out.seen,
-            shadow_predictions=out.shadow_predictions,
-            shadow=out.shadow,
-            recent=out.recent,
-            latest=out.latest,
-        )
+            if rows.items and (scored := self._score_profile(prepared, out, profile, rows,
+                                                             now_ms)) is not None:
+                event_ms.append(scored[0])
+                probabilities.append(scored[1])
+        out.states = self._encode_states(prepared)
+        out.event_timestamps = _joined(event_ms, np.int64)
+        out.failure_probabilities = _joined(probabilities, float)
+        out.drift = self._drift.status()
+        return out
 
-    def _score_profile(self, prepared: Prepared, out: _Outputs, profile: str, rows: _Rows,
-                       now_ms: int) -> None:
-        """Score one profile's rows: the served models, then each asset's own baseline."""
+    def _score_profile(self, prepared: Prepared, out: Outcome, profile: str, rows: _Rows,
+                       now_ms: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Score one profile's rows: the served models, then each asset's own baseline.
+
+        Returns the event times and failure probabilities of the published rows.
+        """
         try:
             model = self._models(profile)
             scores = model.bundle.score(rows.features)
@@ -322,10 +211,10 @@ class BatchProcessor:
             log.exception("scoring %d %s readings failed", len(rows.items), profile)
             for item in rows.items:
                 self._reject(prepared, item.inbound, "scoring_failed", repr(exc), item.reading)
-            return
+            return None
         rows, scores = self._finite_only(prepared, model, rows, scores)
         if not rows.items:
-            return
+            return None
         items, features = rows.items, rows.features
         baseline = self._extractors[profile].baseline(rows.snapshots)
         threshold = self._profiles[profile].baseline.threshold
@@ -333,26 +222,32 @@ class BatchProcessor:
         out.anomalies += int(scores.is_anomaly.sum())
         event_ms = np.fromiter((item.reading["timestamp"] for item in items), np.int64,
                                len(items))
-        out.event_ms.append(event_ms)
-        out.probabilities.append(np.asarray(scores.failure_probability, dtype=float))
         # Drift compares rows like the training reference's: judged, every window complete.
         watched = ~baseline.calibrating & baseline.windows_complete
         if watched.any():
-            out.drift_alerts.extend(Outbound(key, value) for key, value in self._drift.observe(
-                profile, model, features[watched], _rows(scores, watched), event_ms[watched]))
+            out.records[Output.DRIFT_ALERT].extend(
+                Outbound(key, value) for key, value in self._drift.observe(
+                    profile, model, features[watched], _rows(scores, watched), event_ms[watched]))
         records = self._publish_rows(out, items, profile, model, scores, features, now_ms,
                                      baseline)
-        challenger = self._shadows.get(profile)
-        if challenger is not None:
-            shadow = shadow_records(challenger, features, records, scores, _scored)
-            if shadow is not None:
-                out.shadow_predictions.extend(
-                    Outbound(r["asset_id"].encode(), self._encode(r), None,
-                             model_headers(r["model_name"], r["model_version"]))
-                    for r in shadow[0])
-                out.shadow[profile] = shadow[1]
+        self._shadow_score(out, profile, features, records, scores)
+        return event_ms, np.asarray(scores.failure_probability, dtype=float)
 
-    def _publish_rows(self, out: _Outputs, items: list[_Scorable], profile: str,
+    def _shadow_score(self, out: Outcome, profile: str, features: np.ndarray,
+                      records: list[dict[str, Any]], scores: BatchScores) -> None:
+        """The challenger's predictions of the same rows, if ``profile`` is shadow-scored."""
+        challenger = self._shadows.get(profile)
+        if challenger is None:
+            return
+        shadow = shadow_records(challenger, features, records, scores, _scored)
+        if shadow is not None:
+            out.records[Output.SHADOW_PREDICTION].extend(
+                Outbound(r["asset_id"].encode(), self._encode(r), None,
+                         model_headers(r["model_name"], r["model_version"]))
+                for r in shadow[0])
+            out.shadow[profile] = shadow[1]
+
+    def _publish_rows(self, out: Outcome, items: list[_Scorable], profile: str,
                       model: ScoringModel, scores: BatchScores, features: np.ndarray,
                       now_ms: int, baseline: BaselineScores) -> list[dict[str, Any]]:
         """Each row's Prediction, published; its asset alert, unless it is calibrating."""
@@ -361,6 +256,8 @@ class BatchProcessor:
         baseline_score = baseline.score.tolist()
         newest: dict[str, int] = {}
         records = []
+        predictions = out.records[Output.PREDICTION]
+        asset_alerts = out.records[Output.ASSET_ALERT]
         for i, item in enumerate(items):
             reading = item.reading
             record = _scored({
@@ -376,13 +273,13 @@ class BatchProcessor:
             asset, key = record["asset_id"], item.inbound.key
             out.seen[asset] = (item.inbound.partition, profile, record["event_timestamp"])
             encoded = self._encode(record)
-            out.predictions.append(Outbound(key, encoded, item.inbound, headers))
+            predictions.append(Outbound(key, encoded, item.inbound, headers))
             out.recent.setdefault(asset, []).append(encoded)
             newest[asset] = i
             if not calibrating[i]:
                 alert = self._asset_alerts.observe(record, model, record["top_features"])
                 if alert is not None:
-                    out.asset_alerts.append(Outbound(key, alert))
+                    asset_alerts.append(Outbound(key, alert))
         for asset, i in newest.items():
             del out.recent[asset][:-RECENT_PREDICTIONS]
             # a copy: a view would keep the whole batch's feature matrix alive in the index
@@ -585,23 +482,6 @@ class BatchProcessor:
         prepared.dead_letters.append(Outbound(key, value, None,
                                               error_headers(inbound, reason, detail)))
         prepared.dead_letter_reasons.append(reason)
-
-
-@dataclass
-class _Outputs:
-    """What a batch's scoring accumulates across its profiles."""
-
-    predictions: list[Outbound] = field(default_factory=list)
-    anomalies: int = 0
-    event_ms: list[np.ndarray] = field(default_factory=list)
-    probabilities: list[np.ndarray] = field(default_factory=list)
-    drift_alerts: list[Outbound] = field(default_factory=list)
-    asset_alerts: list[Outbound] = field(default_factory=list)
-    seen: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    shadow_predictions: list[Outbound] = field(default_factory=list)
-    shadow: dict[str, ShadowStats] = field(default_factory=dict)
-    recent: dict[str, list[bytes]] = field(default_factory=dict)
-    latest: Latest = field(default_factory=dict)
 
 
 def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:

@@ -49,7 +49,8 @@ from assetwatch.models.serving import load_version
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.partitioner import partition_for
-from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 WARM_ASSETS = 50

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from assetwatch.agents.kafka import clients
+from assetwatch.agents.kafka.offsets import bounds
 from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.schemas.codecs import codec
@@ -33,7 +34,6 @@ ERROR_CHARS = 160
 """Characters of the error detail a listing shows; ``--json`` carries all of it."""
 REASON_WIDTH = len("non_finite_feature")
 """The longest reason code, so listed lines line up."""
-METADATA_TIMEOUT_S = 10.0
 POLL_S = 0.5
 
 
@@ -154,9 +154,9 @@ class ScanReport:
 class DeadLetterScan:
     """The dead-letter topic, from its start to the end offsets observed when the scan opens.
 
-    It assigns partitions directly (no group join, nothing committed). With
-    ``broker_compat=tansu`` the end offsets come from a fetch's high watermark, since tansu's
-    ListOffsets reports the newest batch's base offset + 1 (see ``agents.worker.faust_internals``).
+    It assigns partitions directly (no group join, nothing committed). The end offsets are
+    :func:`assetwatch.agents.kafka.offsets.bounds`' (corrected on tansu, whose ListOffsets
+    reports the newest batch's base offset + 1).
     """
 
     def __init__(self, settings: Settings, idle_timeout_s: float) -> None:
@@ -169,25 +169,10 @@ class DeadLetterScan:
             settings, f"assetwatch-dlq-{uuid.uuid4().hex[:8]}",
             {"enable.partition.eof": True, "auto.offset.reset": "earliest"})
         try:
-            self._bounds = self._observe_bounds(settings)
-        except KafkaException as exc:
-            self._consumer.close()
-            raise BrokerError(f"cannot read the offsets of {self.topic}: {exc}") from exc
+            self._bounds = bounds(self._consumer, settings, self.topic)  # (first, end) each
         except BrokerError:
             self._consumer.close()
             raise
-
-    def _observe_bounds(self, settings: Settings) -> dict[int, tuple[int, int]]:
-        """Partition -> (first offset, end offset) as of now."""
-        bounds = {
-            p: self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=METADATA_TIMEOUT_S)
-            for p in clients.partitions_of(self._consumer, self.topic)
-        }
-        if settings.broker_compat == "tansu":
-            ends = _fetched_ends(settings, self.topic, {p: end for p, (_, end) in bounds.items()})
-            bounds = {p: (low, ends[p]) for p, (low, _) in bounds.items()}
-        return bounds
 
     def __iter__(self) -> Iterator[DeadLetter]:
         pending = {p: end for p, (low, end) in self._bounds.items() if end > low}
@@ -248,17 +233,6 @@ class DeadLetterScan:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fetched_ends(settings: Settings, topic: str, ends: dict[int, int]) -> dict[int, int]:
-    """End offsets corrected from fetch high watermarks (tansu); imports Faust, so only then."""
-    from faust.types import TP
-
-    from assetwatch.agents.worker.faust_internals import fetched_high_watermarks
-
-    fixed = fetched_high_watermarks(
-        settings.kafka_client_config(), {TP(topic, p): end for p, end in ends.items()})
-    return {tp.partition: end for tp, end in fixed.items()}
 
 
 def scan(

@@ -10,23 +10,27 @@ from typing import Any
 import faust
 from faust.sensors import Monitor
 from faust.types import TransportT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from assetwatch.agents.kafka.security import faust_credentials
 from assetwatch.agents.kafka.topics import STATE_TABLE
 from assetwatch.agents.worker.faust_internals import (
     VERIFIED_FAUST_VERSIONS,
+    AgentFlowControl,
     AssetwatchTransport,
     TansuTransport,
     abandon,
     channel_queue,
     faust_version_verified,
+    generation,
     membership,
     newest_state_table,
 )
 from assetwatch.agents.worker.fence import OwnershipFence
 from assetwatch.agents.worker.lifecycle import ModelWatcher
 from assetwatch.agents.worker.metrics import Metrics
-from assetwatch.agents.worker.pipeline import BatchPipeline
+from assetwatch.agents.worker.pipeline import BatchPipeline, Ownership
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.query_api import AssetQueries
@@ -66,6 +70,11 @@ class AssetwatchApp(faust.App):
     assetwatch_client_config: Mapping[str, ClientValue] = {}
     assetwatch_compat: str = "none"
     assetwatch_fetch_max_wait_ms: int = 1500
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Faust's flow control, but a resume does not clear the agent's queue."""
+        return AgentFlowControl(loop=self.loop)
 
     def _new_transport(self) -> TransportT:
         kind = TansuTransport if self.assetwatch_compat == "tansu" else AssetwatchTransport
@@ -126,11 +135,12 @@ def create_app(
         # message through the stream machinery and stop filling during processing (measured
         # here: ~4,400 events/s ceiling for a no-op take_events agent). Events are acked only
         # after their outputs are delivered and their states written (agents/worker/pipeline.py).
-        queue = channel_queue(stream)
+        queue = channel_queue(app, stream)
         index = queries.index if queries is not None else None
-        fence = OwnershipFence(lambda: membership(app), settings.session_timeout_s)
+        ownership = Ownership(OwnershipFence(lambda: membership(app), settings.session_timeout_s),
+                              lambda events: abandon(app, events), lambda: generation(app))
         await BatchPipeline(settings, scorer, states, metrics, silence, progress, index,
-                            (fence, lambda events: abandon(app, events))).run(queue)
+                            ownership).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import RECENT_PREDICTIONS, BatchReport
+from assetwatch.scoring.outcome import RECENT_PREDICTIONS, BatchReport
 
 ASSETS_PER_PARTITION = 20_000
 """Assets an index keeps per partition; the longest unheard-of go first."""

@@ -6,10 +6,10 @@ the end, with no group membership. An update only triggers a look at the registr
 stays the source of truth: a repeated, stale or reordered update cannot make a worker serve
 the wrong version, and a periodic look catches an update a worker missed.
 
-A new version is loaded and checked off the event loop (:func:`models.checks.check_servable`),
-then handed to the scorer, which swaps it in between two micro-batches. A version that fails
-is never served: the worker keeps the current one, logs why and publishes an
-``OperatorAlert``.
+Which version to serve, reject or shadow-score is decided by
+:class:`~assetwatch.agents.worker.served_models.ServedModels`; this module is its I/O: the
+update feed, the registry reads and the checked load (:class:`RegistryModels`, run off the
+event loop).
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from assetwatch.agents.kafka import clients
-from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
-from assetwatch.agents.worker.scoring import Scorer
+from assetwatch.agents.worker.served_models import ServedModels
 from assetwatch.errors import BrokerError, SerializationError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
@@ -40,7 +39,6 @@ from assetwatch.models.registry import (
     served_version,
 )
 from assetwatch.models.serving import load_checked
-from assetwatch.redaction import mask_credentials
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
 
@@ -133,23 +131,40 @@ class UpdateFeed:
             consumer.close()
 
 
-class ModelWatcher:
-    """Keeps the scorer's model for every profile at the version the registry alias names."""
+class RegistryModels:
+    """The MLflow registry as :class:`ServedModels` reads it (blocking calls)."""
 
-    def __init__(self, settings: Settings, profiles: Mapping[str, Profile], scorer: Scorer,
-                 served: MutableMapping[str, ScoringModel], metrics: Metrics,
-                 alerts: OperatorAlerts, rejected: set[tuple[str, str]] | None = None) -> None:
-        self._settings = settings
-        self._registry = RegistryConfig.from_settings(settings)
+    def __init__(self, settings: Settings, profiles: Mapping[str, Profile]) -> None:
+        self._config = RegistryConfig.from_settings(settings)
         self._profiles = dict(profiles)
-        self._by_model_name = {self._registry.model_name(p): p for p in profiles}
-        self._scorer = scorer
-        self._served = served
-        self._metrics = metrics
         self._references: dict[str, np.ndarray] = {}
-        self._rejected = set(rejected or ())
-        """(profile, version) never to try again: rejected here or at start-up."""
-        self._shadows: dict[str, ScoringModel] = {}
+
+    def champion(self, profile: str) -> str | None:
+        """The version the served alias names."""
+        return served_version(self._config, profile)
+
+    def challenger(self, profile: str) -> str | None:
+        """The version ``@challenger`` names."""
+        return served_version(self._config, profile, CHALLENGER)
+
+    def load_checked(self, profile: str, version: str) -> ScoringModel:
+        """``version`` loaded and checked against the profile's reference rows."""
+        if profile not in self._references:
+            self._references[profile] = reference_features(self._profiles[profile])
+        return load_checked(self._config, self._profiles[profile], version,
+                            self._references[profile])
+
+
+class ModelWatcher:
+    """Refreshes the served models on every model update, and periodically."""
+
+    def __init__(self, settings: Settings, profiles: Iterable[str], served: ServedModels,
+                 alerts: OperatorAlerts) -> None:
+        self._settings = settings
+        self._profiles = list(profiles)
+        config = RegistryConfig.from_settings(settings)
+        self._by_model_name = {config.model_name(p): p for p in self._profiles}
+        self._served = served
         self._alerts = alerts
 
     async def run(self) -> None:
@@ -161,7 +176,7 @@ class ModelWatcher:
         try:
             await feed.ready.wait()
             for profile in self._profiles:  # whatever moved before the feed was reading
-                await self.refresh(profile)
+                await self._served.refresh(profile)
             while True:
                 try:
                     update = await asyncio.wait_for(queue.get(), interval)
@@ -170,7 +185,7 @@ class ModelWatcher:
                 else:
                     due = self._profiles_named_by(update)
                 for profile in due:
-                    await self.refresh(profile)
+                    await self._served.refresh(profile)
         finally:
             feed.stop()
             self._alerts.flush(1.0)
@@ -182,75 +197,3 @@ class ModelWatcher:
         log.info("model update: %s@%s -> %s (%s)", update["model_name"], update["alias"],
                  update["version"], update["action"])
         return [profile]
-
-    async def refresh(self, profile: str) -> None:
-        """Serve the version the alias names now, if it differs and passes the checks.
-
-        With shadow scoring on, shadow-score with the ``@challenger`` likewise.
-        """
-        try:
-            version = await asyncio.to_thread(served_version, self._registry, profile)
-            challenger = (await asyncio.to_thread(served_version, self._registry, profile,
-                                                  CHALLENGER)
-                          if self._settings.shadow_scoring else None)
-        except Exception as exc:  # an unreachable registry must not stop serving
-            log.warning("registry check for %s failed, keeping the current model: %s",
-                        profile, mask_credentials(str(exc)))
-            return
-        await self._refresh_champion(profile, version)
-        if self._settings.shadow_scoring:
-            await self._refresh_shadow(profile, challenger)
-
-    async def _refresh_shadow(self, profile: str, version: str | None) -> None:
-        current = self._shadows.get(profile)
-        if version == self._served[profile].version:
-            version = None  # the challenger was promoted: nothing to compare with
-        if version == (None if current is None else current.version):
-            return
-        model = None
-        if version is not None and (profile, version) not in self._rejected:
-            try:
-                model = await asyncio.to_thread(self._load_checked, profile, version)
-            except Exception as exc:  # a broken challenger is not shadow-scored either
-                self._rejected.add((profile, version))
-                self._metrics.rejected(profile)
-                log.error("rejected challenger %s version %s: %s",
-                          self._served[profile].name, version, exc)
-        if model is None and current is None:
-            return
-        await self._scorer.shadow(profile, model)
-        if model is None:
-            self._shadows.pop(profile, None)
-            log.info("shadow scoring of %s stopped", profile)
-        else:
-            self._shadows[profile] = model
-            log.info("shadow scoring %s with %s version %s", profile, model.name, version)
-
-    async def _refresh_champion(self, profile: str, version: str | None) -> None:
-        current = self._served[profile]
-        if version is None or version == current.version:
-            return
-        if (profile, version) in self._rejected:
-            return
-        try:
-            model = await asyncio.to_thread(self._load_checked, profile, version)
-        except Exception as exc:  # whatever is wrong with it, it is not served
-            self._rejected.add((profile, version))
-            self._metrics.rejected(profile)
-            log.error("rejected %s version %s, still serving %s: %s",
-                      current.name, version, current.version, exc)
-            self._alerts.publish("MODEL_REJECTED", current.name, version, current.version,
-                                 str(exc))
-            return
-        await self._scorer.swap(model)
-        self._served[profile] = model
-        self._metrics.swapped(model)
-        log.info("now serving %s version %s (was %s)", model.name, version, current.version)
-        self._alerts.publish("MODEL_SWAPPED", model.name, version, version,
-                             f"swapped in for version {current.version}")
-
-    def _load_checked(self, profile: str, version: str) -> ScoringModel:
-        if profile not in self._references:
-            self._references[profile] = reference_features(self._profiles[profile])
-        return load_checked(self._registry, self._profiles[profile], version,
-                            self._references[profile])

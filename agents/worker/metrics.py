@@ -23,10 +23,11 @@ from assetwatch.scoring.buckets import (
     LATENCY_BUCKETS_S,
     Buckets,
 )
+from assetwatch.scoring.records import Output
 from assetwatch.scoring.shadow import ShadowStats
 
 if TYPE_CHECKING:
-    from assetwatch.scoring.processor import BatchReport
+    from assetwatch.scoring.outcome import BatchReport
 
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -140,6 +141,10 @@ class Metrics:
                                      "(failure risk and silent sensors, raised and recovered).")
         self._drift_alerts = counter("assetwatch_drift_alerts", "DriftAlert records published "
                                      "(raised and cleared).")
+        self._published = {Output.DRIFT_ALERT: self._drift_alerts,
+                           Output.ASSET_ALERT: self._asset_alerts}
+        """The counter of each output kind counted as published (predictions and dead
+        letters have their own, by outcome and reason)."""
         self._shadow_rows = counter("assetwatch_shadow_predictions", "Rows the challenger "
                                     "shadow-scored.", ("profile",))
         self._shadow_rate = Gauge(
@@ -162,9 +167,10 @@ class Metrics:
         self._drift_detected = Gauge(
             "assetwatch_drift_detected", "1 while a drift alert is raised for the column.",
             ("profile", "model_version", "feature"), registry=registry)
-        self._fenced = counter("assetwatch_fenced_readings", "Readings of batches dropped "
-                               "unacked because the worker had lost their partitions, by "
-                               "whether their outputs were already published.", ("stage",))
+        self._fenced = counter("assetwatch_fenced_readings", "Readings dropped unacked: "
+                               "delivered before the latest rebalance, or of batches whose "
+                               "partitions the worker had lost (by whether their outputs were "
+                               "already published).", ("stage",))
         self._batch_seconds = Histogram(
             "assetwatch_batch_processing_seconds", "Batch taken from the queue to acked.",
             buckets=BATCH_SECONDS_BUCKETS, registry=registry)
@@ -202,8 +208,8 @@ class Metrics:
         self._failure.add(report.failure_probability)
         self._batch_size.observe(size)
         self._batch_seconds.observe(seconds)
-        self._drift_alerts.inc(report.drift_alerts)
-        self._asset_alerts.inc(report.asset_alerts)
+        for kind, published in self._published.items():
+            published.inc(report.published.get(kind, 0))
         for profile, batch in report.shadow.items():
             self._record_shadow(profile, batch)
         for profile, status in report.drift.items():
@@ -252,7 +258,7 @@ class Metrics:
             self._shadow_correlation.labels(profile, version).set(correlation)
 
     def fenced(self, stage: str, size: int) -> None:
-        """A batch of ``size`` readings dropped by the ownership fence at ``stage``."""
+        """``size`` readings dropped unacked at ``stage`` (a fenced batch, or a rebalance's)."""
         self._fenced.labels(stage).inc(size)
 
     def asset_alert(self) -> None:

@@ -34,7 +34,8 @@ from assetwatch.agents.kafka.registry import output_wires
 from assetwatch.errors import BrokerError
 from assetwatch.schemas.wire import Header, TopicWire
 from assetwatch.scoring.dead_letters import DeadLetterWriter, error_headers
-from assetwatch.scoring.processor import Outbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.records import Outbound, Output
 from assetwatch.settings import Settings
 from assetwatch.text import loggable
 
@@ -69,22 +70,18 @@ class Delivery(Protocol):
         """Called once per record: its error (None once delivered) and the message."""
 
 
-Refused = tuple[str, Outbound, str]
-"""(topic, record, why) of a record the broker or librdkafka refused."""
+Refused = tuple[Output, Outbound, str]
+"""(kind, record, why) of a record the broker or librdkafka refused."""
 
 
 class OutputPublisher:
-    """Sends a batch's predictions and dead letters and returns once all are acknowledged."""
+    """Sends a batch's records, each kind to its topic, and returns once all are acknowledged."""
 
     def __init__(self, settings: Settings, producer: ProducerLike | None = None,
                  wires: Mapping[str, TopicWire] | None = None) -> None:
         self._wires = dict(output_wires(settings) if wires is None else wires)
         """Each topic's format and content type (Confluent schema ids resolved at start)."""
-        self._predictions_topic = settings.predictions_topic
-        self._dead_letter_topic = settings.dead_letter_topic
-        self._drift_topic = settings.drift_topic
-        self._asset_alerts_topic = settings.asset_alerts_topic
-        self._shadow_topic = settings.shadow_predictions_topic
+        self._topics = {kind: kind.topic(settings) for kind in Output}
         self._letters = DeadLetterWriter(settings.max_message_bytes, time.time)
         self._producer: ProducerLike = producer or clients.producer(settings, {
             "linger.ms": 2,
@@ -96,24 +93,25 @@ class OutputPublisher:
         self._failures: list[str] = []
         self._refused: list[Refused] = []
 
-    def _on_delivery(self, topic: str, record: Outbound, error: KafkaError | None,
+    def _on_delivery(self, kind: Output, record: Outbound, error: KafkaError | None,
                      _msg: Message | None) -> None:
         if error is None:
             return
         if error.code() in RECORD_ERRORS:
-            self._refused.append((topic, record, str(error)))
+            self._refused.append((kind, record, str(error)))
         else:
             self._failures.append(str(error))
 
-    def _send(self, topic: str, records: Sequence[Outbound]) -> None:
-        wire = self._wires[topic]
+    def _send(self, kind: Output, records: Sequence[Outbound]) -> None:
+        wire = self._wires[self._topics[kind]]
         for record in records:
-            self._produce(topic, record, wire)
+            self._produce(kind, record, wire)
 
-    def _produce(self, topic: str, record: Outbound, wire: TopicWire | None = None) -> None:
-        """Send ``record`` (its value as encoded: single-object) in ``topic``'s format."""
+    def _produce(self, kind: Output, record: Outbound, wire: TopicWire | None = None) -> None:
+        """Send ``record`` (its value as encoded: single-object) in its topic's format."""
+        topic = self._topics[kind]
         wire = wire or self._wires[topic]
-        on_delivery = partial(self._on_delivery, topic, record)
+        on_delivery = partial(self._on_delivery, kind, record)
         value = wire.frame(record.value)
         headers = wire.headers if record.headers is None else wire.headers + record.headers
         try:
@@ -123,43 +121,41 @@ class OutputPublisher:
             error = exc.args[0]
             if error.fatal():
                 raise BrokerError(f"the producer failed for good: {error}") from None
-            self._refused.append((topic, record, str(error)))
+            self._refused.append((kind, record, str(error)))
 
     def deliver(self, outcome: Outcome) -> None:
         """Publish ``outcome``'s records; raise :class:`BrokerError` unless all are acked.
 
         Refused records are replaced in ``outcome`` by what was published instead.
         """
-        self._send(self._predictions_topic, outcome.predictions)
-        self._send(self._dead_letter_topic, outcome.dead_letters)
-        self._send(self._drift_topic, outcome.drift_alerts)
-        self._send(self._asset_alerts_topic, outcome.asset_alerts)
-        self._send(self._shadow_topic, outcome.shadow_predictions)
+        for kind, records in outcome.records.items():
+            self._send(kind, records)
         self._flush()
         for _ in range(2):  # a refused prediction's dead letter may itself be refused once
             refused, self._refused = self._refused, []
-            for topic, record, why in refused:
-                self._replace(outcome, topic, record, why)
+            for kind, record, why in refused:
+                self._replace(outcome, kind, record, why)
             self._flush()
         if self._refused:
             raise BrokerError(f"{len(self._refused)} outputs refused even without their "
                               f"original values: {[why for _, _, why in self._refused[:3]]}")
 
-    def _replace(self, outcome: Outcome, topic: str, record: Outbound, why: str) -> None:
-        if topic == self._predictions_topic and record.source is not None:
+    def _replace(self, outcome: Outcome, kind: Output, record: Outbound, why: str) -> None:
+        if kind is Output.PREDICTION and record.source is not None:
             outcome.predictions.remove(record)
             asset = record.key.decode("utf-8", "replace") if record.key is not None else None
             detail = f"the prediction was refused: {why}"
             key, value = self._letters.build(record.source, "publish_failed", detail,
                                              asset_id=asset)
             outcome.dead_letter_reasons.append("publish_failed")
-            self._produce(self._dead_letter_topic, Outbound(
+            self._produce(Output.DEAD_LETTER, Outbound(
                 key, value, None, error_headers(record.source, "publish_failed", detail)))
-        elif topic == self._dead_letter_topic:
+        elif kind is Output.DEAD_LETTER:
             stripped = self._letters.stripped(record.value, why)
-            self._produce(topic, Outbound(record.key, stripped, record.source, record.headers))
+            self._produce(kind, Outbound(record.key, stripped, record.source, record.headers))
         else:
-            log.warning("the broker refused a record for %s, not sent: %s", topic, loggable(why))
+            log.warning("the broker refused a record for %s, not sent: %s", self._topics[kind],
+                        loggable(why))
 
     def _flush(self) -> None:
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)

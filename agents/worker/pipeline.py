@@ -7,6 +7,12 @@ holds a reading whose output is missing. Before it is published, and again befor
 states and acks, a batch passes the ownership fence (agents/worker/fence.py): a worker that
 lost its partitions (frozen past the session timeout) drops it unacked instead. A state is
 never replaced by an older one (``supersedes``).
+
+Events delivered under an earlier assignment generation than the consumer's current one are
+given up unacked when a batch is formed, as Faust's own streams skip them: the seek to the
+committed offsets that follows every assignment reads them again if they are still this
+worker's, and their new owner does otherwise. (Faust would clear them from the queue when
+flow resumes; faust_internals.AgentFlowControl says why it must not.)
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import EventT
@@ -26,7 +33,8 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.features.state import supersedes
-from assetwatch.scoring.processor import BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,16 @@ Abandon = Callable[[Sequence[EventT[bytes]]], None]
 """Gives up a fenced batch's events unacked (faust_internals.abandon)."""
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """How the pipeline checks that events and partitions are still this worker's."""
+
+    fence: OwnershipFence
+    abandon: Abandon
+    generation: Callable[[], int | None]
+    """The consumer's assignment generation now (each message carries the one it came under)."""
+
+
 class BatchPipeline:
     """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
 
@@ -64,9 +82,9 @@ class BatchPipeline:
                  silence: SilenceWatch | None = None,
                  progress: AgentProgress | None = None,
                  index: AssetIndex | None = None,
-                 fence: tuple[OwnershipFence, Abandon] | None = None) -> None:
+                 ownership: Ownership | None = None) -> None:
         self._settings = settings
-        self._fence = fence
+        self._ownership = ownership
         self._progress = progress or AgentProgress()
         self._index = index
         self._scorer = scorer
@@ -87,12 +105,14 @@ class BatchPipeline:
         while True:
             try:
                 first = await queue.get()
-                begun = self._fence[0].begin() if self._fence is not None else None
-                events = await next_batch(
+                begun = self._ownership.fence.begin() if self._ownership is not None else None
+                events = self._current(await next_batch(
                     queue, settings.batch_max_events, settings.batch_max_wait_s, first
-                )
+                ))
             except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
                 return
+            if not events:
+                continue
             started = time.perf_counter()
             if not await self._owned(events, begun, "before_publish"):
                 continue
@@ -115,15 +135,28 @@ class BatchPipeline:
         ]
         return await self._scorer.process(batch, self._table.data.get)
 
+    def _current(self, events: Events) -> Events:
+        """The events delivered under the current assignment; the others are given up."""
+        if self._ownership is None:
+            return events
+        generation = self._ownership.generation()
+        current = [e for e in events if e.message.generation_id == generation]
+        if len(current) < len(events):
+            stale = [e for e in events if e.message.generation_id != generation]
+            self._ownership.abandon(stale)
+            self._metrics.fenced("before_rebalance", len(stale))
+            log.info("%d readings delivered before the latest rebalance left unacked: the "
+                     "seek to the committed offsets delivers them again", len(stale))
+        return current
+
     async def _owned(self, events: Sequence[EventT[bytes]], begun: Membership | None,
                      stage: str) -> bool:
         """True if the worker still owns the batch's partitions; else the batch is dropped."""
-        if self._fence is None:
+        if self._ownership is None:
             return True
-        fence, abandon = self._fence
-        if await fence.confirm(begun):
+        if await self._ownership.fence.confirm(begun):
             return True
-        abandon(events)
+        self._ownership.abandon(events)
         self._metrics.fenced(stage, len(events))
         log.warning("batch of %d dropped unacked %s: this worker lost its partitions "
                     "(frozen past the session timeout?); their new owner reads them again",

@@ -19,13 +19,14 @@ from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.worker.app import create_app
 from assetwatch.agents.worker.collector import tune_for_batches
 from assetwatch.agents.worker.health import Health
-from assetwatch.agents.worker.lifecycle import ModelWatcher
+from assetwatch.agents.worker.lifecycle import ModelWatcher, RegistryModels
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.operator_alerts import OperatorAlerts
 from assetwatch.agents.worker.probe import FaustProbe
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.agents.worker.query_api import AssetQueries
 from assetwatch.agents.worker.scoring import make_scorer
+from assetwatch.agents.worker.served_models import ServedModels
 from assetwatch.agents.worker.silence import SilenceWatch
 from assetwatch.extras import requires
 from assetwatch.features.profiles import Profile, load_profiles
@@ -124,7 +125,10 @@ def _run(settings: Settings, metrics: Metrics, probe: FaustProbe, progress: Agen
     for profile, _ in sorted(rejected):
         metrics.rejected(profile)
     scorer = make_scorer(settings, profiles, models, progress)
-    watcher = ModelWatcher(settings, profiles, scorer, models, metrics, alerts, rejected)
+    served_models = ServedModels(models, RegistryModels(settings, profiles), scorer, alerts,
+                                 metrics, shadow_scoring=settings.shadow_scoring,
+                                 rejected=rejected)
+    watcher = ModelWatcher(settings, profiles, served_models, alerts)
     # Faust creates <data_dir>/faust but not its parents; against a remote registry nothing
     # else (the SQLite store, local artifacts) has created data_dir by now.
     settings.data_dir.mkdir(parents=True, exist_ok=True)

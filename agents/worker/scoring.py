@@ -32,7 +32,9 @@ from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperError, ScoringHelperLostError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
-from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.cli import main
 from assetwatch.features.profiles import load_profiles
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 from tests.integration.conftest import settings_env
 

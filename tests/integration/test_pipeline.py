@@ -81,9 +81,6 @@ def test_injected_failing_asset_is_flagged(
     assert healthy_rate < 0.2, (failing_rate, healthy_rate)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, not fixed: a restarted worker sometimes leaves readings unscored (CI run of "
-    "2026-12-01; reproducible with ASSETWATCH_BATCH_MAX_WAIT_S=0): README, Status"))
 def test_restarted_worker_recovers_feature_state_exactly(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],
@@ -122,9 +119,6 @@ def test_restarted_worker_recovers_feature_state_exactly(
                                atol=1e-12)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, not fixed: a restarted worker sometimes leaves readings unscored (CI run of "
-    "2026-12-01; reproducible with ASSETWATCH_BATCH_MAX_WAIT_S=0): README, Status"))
 def test_restarted_worker_resumes_each_assets_baseline_exactly(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],

@@ -115,10 +115,6 @@ def _ready(*workers: WorkerProcess) -> bool:
     return all(d is not None and d["status"] == "ready" for d in documents)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, not fixed: in one CI run the worker taking over from the frozen one did not score "
-    "every reading within 180 s (9,463 of 9,624); passed in 3 other runs. Probably the same "
-    "start-up/rebalance race as batch_max_wait_s=0 (README, Status)"))
 def test_a_frozen_worker_resumed_never_replaces_newer_state(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],

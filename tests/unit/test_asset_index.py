@@ -7,7 +7,7 @@ import numpy as np
 from assetwatch.agents.worker.asset_index import AssetIndex
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.buckets import LATENCY_BUCKETS_S, bucketize
-from assetwatch.scoring.processor import RECENT_PREDICTIONS, BatchReport
+from assetwatch.scoring.outcome import RECENT_PREDICTIONS, BatchReport
 
 
 def _prediction(asset: str, n: int) -> bytes:

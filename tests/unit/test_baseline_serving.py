@@ -12,7 +12,9 @@ import pytest
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound, Output
 from assetwatch.settings import Settings
 
 TOPIC = "assetwatch.telemetry"
@@ -82,14 +84,15 @@ def test_calibrating_readings_say_so_raise_nothing_and_later_shifts_are_flagged(
     judged = _run(processor, values[n_calibration:], store, n_calibration)
 
     during = _predictions(calibration)
-    assert len(during) == n_calibration and calibration.asset_alerts == []
+    assert len(during) == n_calibration and calibration.records[Output.ASSET_ALERT] == []
     assert all(p["calibrating"] and not p["is_anomaly"] for p in during)
     after = _predictions(judged)
     assert not any(p["calibrating"] for p in after)
     assert not any(p["is_anomaly"] for p in after[:100])
     assert all(p["is_anomaly"] for p in after[-100:])
     assert judged.anomalies == sum(p["is_anomaly"] for p in after)
-    assert len(judged.asset_alerts) == 1  # the certain failure, now that it is judged
+    # the certain failure, now that it is judged
+    assert len(judged.records[Output.ASSET_ALERT]) == 1
 
 
 def test_a_reset_order_makes_the_asset_calibrate_afresh_and_is_not_reapplied(

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from assetwatch.cli import build_parser
-from assetwatch.cli_help import DESCRIPTIONS, SETTINGS, version
+from assetwatch.cli.help import DESCRIPTIONS, SETTINGS, version
 from assetwatch.settings import Settings
 
 

@@ -19,7 +19,9 @@ from assetwatch.features.profiles import Profile
 from assetwatch.features.state import RECENT_EVENTS, AssetState, content_digest, event_digest
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 TOPIC, PARTITION = "assetwatch.telemetry", 0

@@ -20,11 +20,12 @@ import assetwatch.features.state
 from assetwatch.agents.worker.faust_internals import newest_state_table
 from assetwatch.agents.worker.fence import Membership, OwnershipFence, Verdict, verdict
 from assetwatch.agents.worker.metrics import Metrics
-from assetwatch.agents.worker.pipeline import BatchPipeline
+from assetwatch.agents.worker.pipeline import BatchPipeline, Ownership
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState, source_position, supersedes
 from assetwatch.scoring.buckets import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, bucketize
-from assetwatch.scoring.processor import BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 LEASE_S = 4.8
@@ -115,15 +116,20 @@ class Table:
         self.changelog.append((key, value))
 
 
-def _event(asset: bytes, offset: int, acked: list[int]) -> Any:
+def _event(asset: bytes, offset: int, acked: list[int], generation: int = 3) -> Any:
     message = SimpleNamespace(key=asset, value=b"{}", topic="telemetry", partition=1,
-                              offset=offset)
+                              offset=offset, generation_id=generation)
     return SimpleNamespace(message=message, ack=lambda: acked.append(offset))
 
 
 def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
-         on_publish: Callable[[], None] = lambda: None) -> tuple[list[int], list[Any], int]:
-    """Run the pipeline over two events; (acked offsets, abandoned events, batches scored)."""
+         on_publish: Callable[[], None] = lambda: None,
+         generations: tuple[int, int] = (3, 3)) -> tuple[list[int], list[Any], int]:
+    """Run the pipeline over two events; (acked offsets, abandoned events, batches scored).
+
+    ``generations``: the assignment generation each event was delivered under; the
+    consumer's is 3.
+    """
     acked: list[int] = []
     abandoned: list[Any] = []
     scored = []
@@ -141,8 +147,10 @@ def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
     settings = Settings(_env_file=None, batch_max_wait_s=0.01)  # type: ignore[call-arg]
     fence = OwnershipFence(reads, 6.0, clock=lambda: 101.0, poll_s=0.001)
     pipeline = BatchPipeline(settings, Scorer(), table, Metrics(CollectorRegistry()),  # type: ignore[arg-type]
-                             fence=(fence, abandoned.extend))
-    asyncio.run(pipeline.run(Queue([_event(b"a", 7, acked), _event(b"b", 8, acked)])))
+                             ownership=Ownership(fence, abandoned.extend, lambda: 3))
+    first, second = generations
+    asyncio.run(pipeline.run(Queue([_event(b"a", 7, acked, first),
+                                    _event(b"b", 8, acked, second)])))
     return acked, abandoned, len(scored)
 
 
@@ -180,6 +188,17 @@ def test_an_owner_writes_its_states_and_acks_but_never_over_a_newer_state(
     assert (acked, abandoned) == ([7, 8], [])
     assert table.data == {b"a": _state(cnc, 7), b"b": newer}
     assert table.changelog == [(b"a", _state(cnc, 7))]
+
+
+def test_events_delivered_before_the_latest_rebalance_are_given_up_unacked(
+    cnc: Profile,
+) -> None:
+    """A seek to the committed offsets follows every assignment: it delivers them again."""
+    table = Table({})
+    acked, abandoned, scored = _run({b"b": _state(cnc, 8)}, table, Reads(MEMBER),
+                                    generations=(2, 3))
+    assert [e.message.offset for e in abandoned] == [7]
+    assert (acked, scored, table.data) == ([8], 1, {b"b": _state(cnc, 8)})
 
 
 def _changelog_event(key: bytes, value: bytes | None) -> Any:

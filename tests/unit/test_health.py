@@ -21,7 +21,7 @@ from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import ConfigError
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.buckets import FAILURE_PROBABILITY_BUCKETS, LATENCY_BUCKETS_S, Buckets
-from assetwatch.scoring.processor import BatchReport
+from assetwatch.scoring.outcome import BatchReport
 
 READY = StreamStatus("connected", partitions=(0, 1, 2), lag={0: 0, 1: 3})
 

@@ -16,7 +16,9 @@ from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import AvroCodec, codec, decode_any
 from assetwatch.scoring.dead_letters import HEADROOM_BYTES, DeadLetterWriter
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 Reading = dict[str, Any]

@@ -19,7 +19,9 @@ from assetwatch.scoring.buckets import (
     Buckets,
     bucketize,
 )
-from assetwatch.scoring.processor import BatchProcessor, BatchReport, Inbound
+from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 LATENCY = "assetwatch_prediction_latency_seconds"

@@ -13,7 +13,8 @@ from assetwatch.agents.worker.outputs import Delivery, OutputPublisher
 from assetwatch.errors import ScoringHelperError
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.dead_letters import DeadLetterWriter
-from assetwatch.scoring.processor import Inbound, Outbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.records import Inbound, Outbound, Output
 from assetwatch.settings import Settings
 
 LIMIT = 20_000
@@ -62,7 +63,21 @@ def _source(offset: int) -> Inbound:
 
 
 def _outcome(predictions: list[Outbound], letters: list[Outbound]) -> Outcome:
-    return Outcome(predictions, letters, ["late"] * len(letters), 0, {})
+    return Outcome({Output.PREDICTION: predictions, Output.DEAD_LETTER: letters},
+                   ["late"] * len(letters))
+
+
+def test_every_kind_of_record_goes_to_its_topic(settings: Settings) -> None:
+    producer = FakeProducer()
+    records = {kind: [Outbound(b"cnc-1", kind.name.encode())] for kind in Output}
+    OutputPublisher(settings, producer).deliver(Outcome(records))
+
+    assert producer.sent == [(topic, b"cnc-1", kind.name.encode()) for kind, topic in (
+        (Output.PREDICTION, settings.predictions_topic),
+        (Output.DEAD_LETTER, settings.dead_letter_topic),
+        (Output.DRIFT_ALERT, settings.drift_topic),
+        (Output.ASSET_ALERT, settings.asset_alerts_topic),
+        (Output.SHADOW_PREDICTION, settings.shadow_predictions_topic))]
 
 
 def test_a_prediction_the_producer_refuses_becomes_its_dead_letter(settings: Settings) -> None:

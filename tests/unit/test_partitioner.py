@@ -14,7 +14,8 @@ from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring.partitioner import murmur2, partition_for
-from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 JAVA_VECTORS = {

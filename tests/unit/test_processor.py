@@ -20,7 +20,9 @@ from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring import processor as processor_module
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 Reading = dict[str, Any]
@@ -650,7 +652,7 @@ def test_the_report_carries_each_assets_newest_predictions_and_feature_row(
     make_processor: Callable[..., BatchProcessor], make_reading: Callable[..., Reading],
     now_ms: int,
 ) -> None:
-    from assetwatch.scoring.processor import RECENT_PREDICTIONS
+    from assetwatch.scoring.outcome import RECENT_PREDICTIONS
 
     readings = [make_reading(asset_id=f"cnc-00{i % 2}", event_id=f"e-{i}",
                              timestamp=now_ms - 60_000 + 100 * i) for i in range(25)]

@@ -22,7 +22,9 @@ from assetwatch.features.profiles import Profile, load_profiles
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.schemas.codecs import MAGIC, codec, decode_any
-from assetwatch.scoring.processor import BatchProcessor, Inbound, Outcome
+from assetwatch.scoring.outcome import Outcome
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 Reading = dict[str, Any]

@@ -23,7 +23,7 @@ from assetwatch.agents.worker.scoring import ProcessScorer
 from assetwatch.errors import ScoringHelperLostError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
-from assetwatch.scoring.processor import BatchReport
+from assetwatch.scoring.outcome import BatchReport
 from assetwatch.settings import Settings
 
 

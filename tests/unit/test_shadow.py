@@ -15,7 +15,8 @@ from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.schemas.codecs import codec
-from assetwatch.scoring.processor import BatchProcessor, Inbound
+from assetwatch.scoring.processor import BatchProcessor
+from assetwatch.scoring.records import Inbound, Output
 from assetwatch.scoring.shadow import ShadowStats
 from assetwatch.settings import Settings
 
@@ -53,7 +54,7 @@ def test_the_challenger_scores_every_row_and_the_champion_is_unchanged(
     both = shadowed.process(batch, {}.get)
 
     assert _decoded(both.predictions) == _decoded(plain.predictions)
-    shadow = _decoded(both.shadow_predictions)
+    shadow = _decoded(both.records[Output.SHADOW_PREDICTION])
     champion = _decoded(both.predictions)
     assert [p["event_id"] for p in shadow] == [p["event_id"] for p in champion]
     assert {p["model_version"] for p in shadow} == {"9"}
@@ -82,7 +83,7 @@ def test_a_failing_challenger_only_loses_shadow_records(
                                lambda: now_ms / 1000, shadows={"cnc": broken})
     outcome = processor.process(_batch(cnc, now_ms), {}.get)
     assert len(outcome.predictions) == 200 and outcome.dead_letters == []
-    assert outcome.shadow_predictions == [] and outcome.shadow == {}
+    assert outcome.records[Output.SHADOW_PREDICTION] == [] and outcome.shadow == {}
 
 
 def test_stats_add_up_and_a_new_challenger_starts_afresh() -> None:

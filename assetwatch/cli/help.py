@@ -1,7 +1,7 @@
 """What ``assetwatch VERB --help`` says: a description per verb, defaults, the settings it reads.
 
-Kept apart from the argument definitions in :mod:`assetwatch.cli`, so that adding a verb there
-and describing it here are two small edits; a unit test fails for a verb left undescribed.
+Kept apart from the argument definitions in :mod:`assetwatch.cli.parser`, so that adding a verb
+there and describing it here are two small edits; a unit test fails for a verb left undescribed.
 """
 
 from __future__ import annotations
