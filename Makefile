@@ -10,22 +10,45 @@ DEV_STAMP := $(VENV)/.dev-stamp
 VENDOR := agents/local/dashboard_static/vendor
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 ARGS ?=
+RUNTIME_REQ := -e '.[train,local]'
+DEV_REQ := -e '.[train,local,dev]'
+
+# Installs go through uv (PyPI's `uv`: parallel downloads and installs) when it can be had:
+# a cold `make install` here took ~25 s with uv against ~120 s with pip. The venv is made
+# without pip (ensurepip alone costs ~7 s on 2 cores) and the system pip puts uv into it.
+# Where uv can't be installed, or fails (say, a mirror only pip.conf names), the venv gets
+# pip and pip installs the same requirement. $(call install,REQUIREMENT)
+define install
+	if test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --python $(BIN)/python $(1) >&2; then :; \
+	else \
+	  test ! -x $(BIN)/uv || echo "uv failed; installing with pip instead..." >&2; \
+	  test -x $(BIN)/pip || $(BIN)/python -m ensurepip --default-pip >/dev/null; \
+	  $(PIP) $(1) >&2; \
+	fi
+endef
 
 .PHONY: install install-dev demo test lint bench vendor vendor-check clean
 
 # What the demo needs: core (serving) + train (the baseline model, full MLflow's SQLite store)
 # + local (the embedded broker); no test tools. README "Install" names the extras.
-$(RUNTIME_STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing assetwatch[train,local] into $(VENV) (no test tools)..." >&2
-	@$(PIP) -e '.[train,local]' >&2
+	@$(call install,$(RUNTIME_REQ))
 	@touch $@
 
 # Everything: the demo's extras, then tests and linters on top.
 $(DEV_STAMP): $(RUNTIME_STAMP) pyproject.toml
 	@echo "installing the dev extra (pytest, mypy, ruff, ...)..." >&2
-	@$(PIP) -e '.[train,local,dev]' >&2
+	@$(call install,$(DEV_REQ))
 	@touch $@
+
+# The venv, and uv in it when pip (any since 22.3, for --python) can fetch it; its output goes
+# to $(VENV)/uv-bootstrap.log (named if it fails), so the first run prints no pip chatter.
+$(BIN)/python:
+	@$(PYTHON) -m venv --without-pip $(VENV)
+	@$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check uv \
+		> $(VENV)/uv-bootstrap.log 2>&1 \
+		|| echo "uv not installed (see $(VENV)/uv-bootstrap.log): installing with pip" >&2
 
 install: $(RUNTIME_STAMP)
 

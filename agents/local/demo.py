@@ -2,11 +2,12 @@
 
 A terminal view stays for ``--headless`` runs and SSH.
 
-An embedded tansu broker, the local MLflow registry (a small baseline trained in seconds if
-none), one worker process, paced simulators (:mod:`agents.local.demo_fleet`) and views of
-what comes out. The broker and the worker run in sessions of their own, so the terminal's
-Ctrl-C reaches only this process: it stops the simulators, waits until every reading sent has
-its outcome (broker and worker still up), then stops the worker and the broker, in that order,
+An embedded tansu broker, the local MLflow registry, one worker process (which trains and
+registers a small baseline in seconds if there is none), paced simulators
+(:mod:`agents.local.demo_fleet`), started once the worker is ready, and views of what comes
+out. The broker and the worker run in sessions of their own, so the terminal's Ctrl-C
+reaches only this process: it stops the simulators, waits until every reading sent has its
+outcome (broker and worker still up), then stops the worker and the broker, in that order,
 and prints one JSON summary line on stdout. A second Ctrl-C skips the wait.
 """
 
@@ -28,13 +29,14 @@ from assetwatch.agents.local.demo_fleet import Fleet, FleetOptions
 from assetwatch.agents.local.demo_tally import Tally
 from assetwatch.agents.local.demo_view import Rates, headless_line, render, status
 from assetwatch.agents.local.worker_process import WorkerProcess
-from assetwatch.agents.worker.run import load_models
 from assetwatch.errors import AssetwatchError
 from assetwatch.features.profiles import load_profiles
 from assetwatch.settings import Settings
 
 DRAIN_TIMEOUT_S = 30.0
 WORKER_STOP_S = 15.0
+WORKER_START_S = 600.0
+"""Longest wait for the worker to be ready; a first run trains its baselines meanwhile."""
 DEMO_TRAINING = {"train_assets": 6, "train_hours": 1.5, "train_trees": 25}
 """The demo's first-run baseline: trained in seconds, not minutes; `assetwatch train` and the
 worker's own bootstrap keep the full defaults. Settings given explicitly win."""
@@ -53,8 +55,9 @@ class DemoOptions:
 def demo_settings(base: Settings, bootstrap_servers: str) -> Settings:
     """The demo's worker settings: the embedded broker, a free endpoint port, inline scoring.
 
-    A free port because a worker already holding 9108 must not clash; inline scoring and the
-    demo's small first-run training keep the first result quick.
+    A free port because a worker already holding 9108 must not clash (and the demo waits on its
+    /health); inline scoring and the demo's small first-run training keep the first result
+    quick.
     """
     update: dict[str, Any] = {k: v for k, v in DEMO_TRAINING.items()
                               if k not in base.model_fields_set}
@@ -77,18 +80,42 @@ def run_demo(base: Settings, options: DemoOptions) -> dict[str, Any]:
                                                           new_session=True) as broker:
         settings = demo_settings(base, broker.bootstrap_servers)
         ensure_topics(settings)
-        print("loading models (a first run trains and registers small baselines, seconds)...",
-              file=sys.stderr, flush=True)
-        profiles = load_profiles(settings.profiles, settings.profiles_dir)
-        models = load_models(settings, profiles)
-        worker = WorkerProcess(settings, logs / "worker.log", cwd=Path.cwd(), new_session=True)
-        try:
-            fleet = Fleet(settings, profiles, options.fleet, stop)
-            tally = Tally(live_from_ms=fleet.live_from_ms,
-                          versions={m.model.name: m.model.version for m in models.values()})
-            return _Run(settings, options, fleet, tally, worker, stop).execute()
-        finally:
-            worker.stop(WORKER_STOP_S)  # then the broker, when the with block ends
+        # Subscribed first, so its group join (seconds on tansu) is over by the first poll.
+        with RecordReader(settings, _outputs(settings)) as reader:
+            return _with_worker(settings, options, reader, stop)
+
+
+def _with_worker(settings: Settings, options: DemoOptions, reader: RecordReader,
+                 stop: threading.Event) -> dict[str, Any]:
+    """Start the worker, wait until it is ready, run the fleet and the views; stop the worker.
+
+    The worker loads the models itself (and on a first run trains them, as any worker with an
+    empty registry does): loading them here first, then again in the worker, cost the
+    worker's whole start-up on top of the training.
+    """
+    profiles = load_profiles(settings.profiles, settings.profiles_dir)
+    worker = WorkerProcess(settings, settings.data_dir / "logs" / "worker.log", cwd=Path.cwd(),
+                           new_session=True)
+    try:
+        print(f"starting the worker (a first run trains and registers small baselines, "
+              f"seconds; log: {worker.log_path})...", file=sys.stderr, flush=True)
+        health = worker.wait_ready(WORKER_START_S, until=stop)
+        fleet = Fleet(settings, profiles, options.fleet, stop)
+        tally = Tally(live_from_ms=fleet.live_from_ms, versions=_versions(health))
+        return _Run(settings, options, fleet, tally, worker, stop).execute(reader)
+    finally:
+        worker.stop(WORKER_STOP_S)  # then the reader and the broker, as their blocks end
+
+
+def _outputs(settings: Settings) -> list[str]:
+    """The worker's output topics, which the views are made from."""
+    return [settings.predictions_topic, settings.dead_letter_topic,
+            settings.asset_alerts_topic, settings.drift_topic, settings.operator_alerts_topic]
+
+
+def _versions(health: dict[str, Any]) -> dict[str, str]:
+    """Model name -> version the worker serves, from its /health document."""
+    return {m["name"]: m["version"] for m in health.get("models", {}).values()}
 
 
 class _Run:
@@ -104,21 +131,17 @@ class _Run:
             options.dashboard_port, lambda: self.latest, self.asset)
         self.latest: dict[str, Any] = {}
 
-    def execute(self) -> dict[str, Any]:
-        topics = [self.settings.predictions_topic, self.settings.dead_letter_topic,
-                  self.settings.asset_alerts_topic, self.settings.drift_topic,
-                  self.settings.operator_alerts_topic]
+    def execute(self, reader: RecordReader) -> dict[str, Any]:
         url = self.dashboard.start() if self.dashboard else None
         if url:
             print(f"dashboard: {url}", file=sys.stderr, flush=True)
         try:
-            with RecordReader(self.settings, topics) as reader:
-                self.fleet.start()
-                self._watch(reader, url)
-                stopping = time.monotonic()
-                self.stop.set()
-                self.fleet.join(15)
-                self._drain(reader)
+            self.fleet.start()
+            self._watch(reader, url)
+            stopping = time.monotonic()
+            self.stop.set()
+            self.fleet.join(15)
+            self._drain(reader)
         finally:
             if self.dashboard:
                 self.dashboard.close()

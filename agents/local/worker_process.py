@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,13 +102,19 @@ class WorkerProcess:
             return None
         return document
 
-    def wait_ready(self, timeout_s: float = 120.0) -> dict[str, Any]:
-        """Poll /health until it says ready; the settings need a fixed ``metrics_port``."""
+    def wait_ready(self, timeout_s: float = 120.0,
+                   until: threading.Event | None = None) -> dict[str, Any]:
+        """Poll /health until it says ready; the settings need a fixed ``metrics_port``.
+
+        Once ``until`` is set (a Ctrl-C meanwhile) it returns the last answer, ready or not.
+        """
         if self.settings.metrics_port == 0:
             raise WorkerError("wait_ready needs a fixed metrics_port, not 0")
         deadline = time.monotonic() + timeout_s
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
+            if until is not None and until.is_set():
+                return last or {}
             self.check_alive()
             last = self.health() or last
             if last is not None and last.get("status") == "ready":

@@ -7,6 +7,7 @@ as a terminal does, by signalling its whole process group.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,20 +55,26 @@ def _dashboard_url(stderr: Path) -> str | None:
     return found.group(1) if found else None
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """A fresh demo (empty registry) in its own session, as a shell starts a foreground job."""
-    folder = tmp_path_factory.mktemp("demo")
+def _start_demo(folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``assetwatch demo`` on an empty data dir, in its own session as a shell starts a job."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")}
     env.update(ASSETWATCH_DATA_DIR=str(folder / ".assetwatch"), PYTHONPATH=str(ROOT))
     stderr = folder / "demo.stderr"
-    started = time.monotonic()
     with stderr.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "assetwatch", "demo", "--headless", "--assets", "6",
              "--failing", "1", "--dashboard-port", str(free_port())],
             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
             start_new_session=True)
+    return process, stderr
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A fresh demo (empty registry) in its own session, as a shell starts a foreground job."""
+    folder = tmp_path_factory.mktemp("demo")
+    started = time.monotonic()
+    process, stderr = _start_demo(folder)
     running = Demo(process, stderr, "", 0.0)
     try:
         running.url = poll_until(lambda: _dashboard_url(stderr), "the dashboard URL",
@@ -143,3 +150,40 @@ def test_ctrl_c_drains_then_stops_everything_and_reports_the_truth(demo: Demo) -
     assert summary["lost"] == 0 and summary["dead_letters"] == 0
     assert shutdown_s < 10
     assert "Connection refused" not in log and "Traceback" not in log
+
+
+def test_ctrl_c_while_the_worker_trains_stops_it_and_exits_0(tmp_path: Path) -> None:
+    """The worker trains the first-run baselines while the demo waits: Ctrl-C then too."""
+    process, stderr = _start_demo(tmp_path)
+    worker_log = tmp_path / ".assetwatch" / "logs" / "worker.log"
+    try:
+        poll_until(lambda: worker_log.exists() and "looking up" in worker_log.read_text(),
+                   "the worker loading its models", lambda: None, 120)
+        stopping = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    shutdown_s = time.monotonic() - stopping
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    log = stderr.read_text(errors="replace")
+    print(json.dumps({"test": "demo-sigint-at-start", "shutdown_s": round(shutdown_s, 1),
+                      **summary}))
+
+    assert process.returncode == 0, log[-3000:]
+    assert summary["events_produced"] == 0 and summary["lost"] == 0
+    assert shutdown_s < 10
+    assert "Traceback" not in log
+    assert _running_in(tmp_path) == [], "the worker or the broker outlived the demo"
+
+
+def _running_in(folder: Path) -> list[int]:
+    """Pids of the processes whose working directory is ``folder`` (Linux /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "cwd").readlink() == folder:
+                pids.append(int(proc.name))
+    return pids
