@@ -25,7 +25,7 @@ from assetwatch.schemas.codecs import codec
 from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
 from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.guard import non_finite_rows
-from assetwatch.scoring.observers import Scored, default_observers
+from assetwatch.scoring.observers import Observer, Scored, default_observers
 from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
 from assetwatch.scoring.predictions import prediction_record
 from assetwatch.scoring.preparation import LoadState, Prepared, Preparer, Scorable
@@ -64,7 +64,9 @@ class BatchProcessor:
         clock: Callable[[], float] = time.time,
         shadows: Shadows | None = None,
         partitions: int | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
+        """``observers`` run after the default ones (drift, asset alerts, shadow), in order."""
         self._profiles = dict(profiles)
         self._extractors = {name: FeatureExtractor(p) for name, p in profiles.items()}
         self._preparer = Preparer(settings, profiles, self._extractors, clock, partitions)
@@ -73,8 +75,9 @@ class BatchProcessor:
         header = codec("Prediction").header
         check_schema(header)
         self._encode = partial(encode_prediction, header)
-        self._observers = default_observers(settings, clock, {} if shadows is None else shadows,
-                                            self._encode)
+        self._observers = [*default_observers(settings, clock,
+                                              {} if shadows is None else shadows, self._encode),
+                           *observers]
         """What each profile's scored rows give rise to besides predictions, in order."""
 
     def process(self, batch: Sequence[Inbound], load_state: LoadState) -> Outcome:

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
@@ -42,12 +40,11 @@ def _readings(make_reading: Callable[..., dict[str, Any]], n: int) -> list[Inbou
 
 def test_an_observer_sees_the_published_rows_and_adds_its_records(
     make_settings: Callable[..., Settings], make_reading: Callable[..., dict[str, Any]],
-    cnc: Profile, cnc_model: ScoringModel, now_ms: int, monkeypatch: pytest.MonkeyPatch,
+    cnc: Profile, cnc_model: ScoringModel, now_ms: int,
 ) -> None:
-    processor = BatchProcessor(make_settings(), {"cnc": cnc}, lambda _: cnc_model,
-                               clock=lambda: now_ms / 1000)
     recorder = RecordingObserver()
-    monkeypatch.setattr(processor, "_observers", [*processor._observers, recorder])
+    processor = BatchProcessor(make_settings(), {"cnc": cnc}, lambda _: cnc_model,
+                               clock=lambda: now_ms / 1000, observers=[recorder])
 
     outcome = processor.process(_readings(make_reading, 5), {}.get)
     empty = processor.process([], {}.get)
