@@ -113,9 +113,9 @@ class ShadowObserver:
         shadow = shadow_records(challenger, scored.features, scored.records, scored.scores,
                                 prediction_record)
         if shadow is not None:
+            headers = model_headers(challenger.name, challenger.version)
             out.records[Output.SHADOW_PREDICTION].extend(
-                Outbound(r["asset_id"].encode(), self._encode(r), None,
-                         model_headers(r["model_name"], r["model_version"]))
+                Outbound(r["asset_id"].encode(), self._encode(r), None, headers)
                 for r in shadow[0])
             out.shadow[scored.profile] = shadow[1]
 

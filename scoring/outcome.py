@@ -15,7 +15,7 @@ from assetwatch.scoring.buckets import (
     bucketize,
 )
 from assetwatch.scoring.drift import DriftStatus
-from assetwatch.scoring.records import Outbound, Output, Records, no_records
+from assetwatch.scoring.records import Outbound, Output, Records
 from assetwatch.scoring.shadow import ShadowStats
 
 RECENT_PREDICTIONS = 10
@@ -33,8 +33,8 @@ class Outcome:
     refuses (a refused prediction by its dead letter).
     """
 
-    records: Records = field(default_factory=no_records)
-    """The records to publish, by kind (every kind present)."""
+    records: Records = field(default_factory=dict)
+    """The records to publish, by kind (every kind present, missing ones added empty)."""
     dead_letter_reasons: list[str] = field(default_factory=list)
     """The reason of each dead letter."""
     anomalies: int = 0

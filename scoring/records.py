@@ -51,8 +51,3 @@ class Output(Enum):
 
 Records = dict[Output, list[Outbound]]
 """A batch's records to publish, by kind."""
-
-
-def no_records() -> Records:
-    """An empty list for every kind, in publishing order."""
-    return {kind: [] for kind in Output}

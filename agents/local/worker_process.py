@@ -110,16 +110,16 @@ class WorkerProcess:
         """
         if self.settings.metrics_port == 0:
             raise WorkerError("wait_ready needs a fixed metrics_port, not 0")
+        stop = until or threading.Event()
         deadline = time.monotonic() + timeout_s
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
-            if until is not None and until.is_set():
-                return last or {}
             self.check_alive()
             last = self.health() or last
             if last is not None and last.get("status") == "ready":
                 return last
-            time.sleep(READY_POLL_S)  # polling interval, not synchronisation
+            if stop.wait(READY_POLL_S):  # polling interval; a Ctrl-C cuts it short
+                return last or {}
         reasons = last.get("reasons") if last else "no answer on /health"
         raise WorkerError(f"worker not ready within {timeout_s}s: {reasons} (log: {self.log_path})")
 
