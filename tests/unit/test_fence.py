@@ -90,14 +90,17 @@ def test_an_unsure_fence_waits_for_the_coordinator_then_answers() -> None:
 
 
 class Queue:
-    """The agent's queue: its events, then Faust's end-of-stream a moment later."""
+    """The agent's queue: its events, then Faust's end-of-stream once they are taken.
+
+    With ``batch_max_wait_s`` 0 a batch never waits on an empty queue, so the end of stream
+    is only seen when the next batch begins.
+    """
 
     def __init__(self, events: list[Any]) -> None:
         self.events = events
 
     async def get(self) -> Any:
         if not self.events:
-            await asyncio.sleep(0.1)  # longer than a batch waits for more (batch_max_wait_s)
             raise StopAsyncIteration
         return self.events.pop(0)
 
@@ -144,7 +147,7 @@ def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
                                failure_probability=bucketize(np.empty(0),
                                                              FAILURE_PROBABILITY_BUCKETS))
 
-    settings = Settings(_env_file=None, batch_max_wait_s=0.01)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, batch_max_wait_s=0)  # type: ignore[call-arg]
     fence = OwnershipFence(reads, 6.0, clock=lambda: 101.0, poll_s=0.001)
     pipeline = BatchPipeline(settings, Scorer(), table, Metrics(CollectorRegistry()),  # type: ignore[arg-type]
                              ownership=Ownership(fence, abandoned.extend, lambda: 3))
