@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
     # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.
     scoring_process: bool = True
-    """Fold features and score in a helper process, so consuming and scoring use two cores."""
+    """Fold features and score in helper processes, so consuming and scoring use more cores."""
+    scoring_processes: int = Field(default=1, ge=1, le=64)
+    """Helper processes with scoring_process on; helper i scores the partitions p % count == i."""
     max_payload_bytes: int = Field(default=65_536, ge=64)
     """Readings larger than this go to dead letters as oversized."""
     late_grace_s: float = Field(default=30.0, ge=0)

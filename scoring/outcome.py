@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -115,3 +116,53 @@ class BatchReport(NamedTuple):
     """Per asset: its newest encoded Prediction records (bytes: cheap to send back)."""
     latest: Latest = {}  # noqa: RUF012 (a NamedTuple default)
     """Per asset: feature names and values of its newest scored reading."""
+
+
+def merged(reports: Sequence[BatchReport]) -> BatchReport:
+    """One report for a batch whose parts (disjoint partitions) were processed apart.
+
+    Counts and histograms add up; per-asset maps join (an asset lives on one partition);
+    per profile, shadow tallies add up and drift keeps each column's largest divergence.
+    """
+    if len(reports) == 1:
+        return reports[0]
+    dead: Counter[str] = Counter()
+    published: Counter[Output] = Counter()
+    shadow: dict[str, ShadowStats] = {}
+    drift: dict[str, DriftStatus] = {}
+    for report in reports:
+        dead.update(report.dead_letters)
+        published.update(report.published)
+        for profile, stats in report.shadow.items():
+            shadow[profile] = shadow[profile].plus(stats) if profile in shadow else stats
+        for profile, status in report.drift.items():
+            drift[profile] = _worse(drift[profile], status) if profile in drift else status
+    return BatchReport(
+        predictions=sum(r.predictions for r in reports),
+        anomalies=sum(r.anomalies for r in reports),
+        dead_letters=dict(dead),
+        states={k: v for r in reports for k, v in r.states.items()},
+        replayed=sum(r.replayed for r in reports),
+        latency=_added([r.latency for r in reports]),
+        failure_probability=_added([r.failure_probability for r in reports]),
+        published=dict(published),
+        seen={k: v for r in reports for k, v in r.seen.items()},
+        shadow=shadow,
+        drift=drift,
+        recent={k: v for r in reports for k, v in r.recent.items()},
+        latest={k: v for r in reports for k, v in r.latest.items()},
+    )
+
+
+def _added(parts: list[Buckets]) -> Buckets:
+    counts = [sum(column) for column in zip(*(b.counts for b in parts), strict=True)]
+    return Buckets(tuple(counts), sum(b.total for b in parts))
+
+
+def _worse(a: DriftStatus, b: DriftStatus) -> DriftStatus:
+    """Each column's larger divergence, the columns raised in either."""
+    divergence = dict(a.divergence)
+    for column, value in b.divergence.items():
+        divergence[column] = max(value, divergence.get(column, value))
+    version = max(a.model_version, b.model_version, key=lambda v: (len(v), v))  # "10" > "9"
+    return DriftStatus(version, divergence, a.raised | b.raised)

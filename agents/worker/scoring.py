@@ -1,38 +1,34 @@
-"""Where a batch is processed and its outputs delivered: a helper process, or inline.
+"""Where a batch is processed and its outputs delivered: helper processes, or inline.
 
 Profiling a worker here showed ~65% of its main thread in feature folding, scoring and
 encoding, all pure Python under the GIL, beside Faust's fetching and delivery. So by default
-one helper process does that work: the worker sends it a batch of raw messages and the
-current states of the batch's assets; the helper publishes the predictions and dead letters
-and, once the broker has them all, answers with counts and the changed states, while Faust
-keeps filling the agent's queue. The helper keeps no state between batches, so a rebalance
-or a restart needs nothing from it. Messages cross as named tuples of bytes (about 2 µs per
-message; slotted dataclasses cost 12 µs).
+helper processes do that work (``scoring_processes``, each its share of the partitions): the
+worker sends each its part of a batch of raw messages and the current states of the part's
+assets; a helper publishes the predictions and dead letters and, once the broker has them
+all, answers with counts and the changed states, while Faust keeps filling the agent's
+queue. A helper keeps nothing between batches that a rebalance or a restart would need (only
+decoded copies of the states it was sent). Messages cross as named tuples of bytes (about
+2 µs per message; slotted dataclasses cost 12 µs).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import multiprocessing
 import os
-import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.collector import tune_for_batches
-from assetwatch.agents.worker.helper_start import start_ignoring_interrupts
+from assetwatch.agents.worker.helper_process import HelperProcess
 from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
-from assetwatch.errors import ScoringHelperError, ScoringHelperLostError
+from assetwatch.errors import ScoringHelperError
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import ScoringModel
-from assetwatch.scoring.outcome import BatchReport
+from assetwatch.scoring.outcome import BatchReport, merged
 from assetwatch.scoring.processor import BatchProcessor
 from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
@@ -141,18 +137,13 @@ class InlineScorer:
 
 
 class ProcessScorer:
-    """Processes batches in one helper process, replaced when it dies.
+    """Processes batches in ``scoring_processes`` helper processes, split by partition.
 
-    A replacement is spawned on a daemon thread (:func:`start_helper`) and awaited with
-    ``scoring_start_timeout_s``: the spawn writes the pickled settings and models into the
-    child's pipe, and that write blocks for good if the child dies before reading it all;
-    on the loop it stopped heartbeats, commits and /health. Failed starts and batches that
-    kill the helper are retried with back-off; after ``scoring_helper_attempts`` failures
-    in a row the worker fails loudly (:meth:`AgentProgress.fail`: /live down, exit status 3)
-    and :class:`ScoringHelperLostError` is raised.
-
-    A batch retried on a new helper may publish some outputs twice (at-least-once), never
-    none.
+    Each helper (:class:`HelperProcess`) takes the partitions whose number modulo the count
+    is its index, so an asset is always folded in the same helper, in order, and the helpers
+    of one batch never share a state; their reports are merged into the batch's. A helper
+    that dies is replaced and its part of the batch retried, which may publish some of its
+    outputs twice (at-least-once), never none.
     """
 
     def __init__(
@@ -160,75 +151,41 @@ class ProcessScorer:
         models: Mapping[str, ScoringModel], progress: AgentProgress | None = None,
     ) -> None:
         self._served = Served(dict(models))
-        self._args = (settings, dict(profiles), self._served)
-        self._progress = progress
-        self._timeout_s = settings.scoring_start_timeout_s
-        self._attempts = settings.scoring_helper_attempts
-        self._backoff_s = settings.scoring_restart_backoff_s
-        self._failures = 0
-        self._pool: ProcessPoolExecutor | None = None
-        self._starting: Starting | None = start_helper(self._args)  # models load from now on
-        self._lock = asyncio.Lock()
-        self.helper_pid: int | None = None
+        args = (settings, dict(profiles), self._served)
+        count = settings.scoring_processes
+        self._helpers = [
+            HelperProcess(settings, start_in_helper, args, progress,
+                          "scoring helper" if count == 1 else f"scoring helper {i + 1}/{count}")
+            for i in range(count)
+        ]
+
+    @property
+    def helper_pids(self) -> list[int | None]:
+        """Each helper's process id (None while it starts)."""
+        return [helper.pid for helper in self._helpers]
 
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
-        """Score ``batch`` in the helper; a helper that died is replaced and the batch retried."""
-        states = {key: load_state(key) for key in {m.key for m in batch} if key is not None}
-        loop = asyncio.get_running_loop()
-        while True:
-            pool = await self._helper()
-            try:
-                report = await loop.run_in_executor(pool, _process_in_helper, batch, states)
-            except BrokenProcessPool:
-                self._lost(pool, "the scoring helper died during a batch")
-                continue
-            self._failures = 0
-            return report
+        """Score ``batch`` in the helpers, each its own partitions, and merge their reports.
 
-    async def _helper(self) -> ProcessPoolExecutor:
-        """The running helper, or a new one (raises :class:`ScoringHelperLostError`)."""
-        async with self._lock:
-            while self._pool is None:
-                await self._start_one()
-            return self._pool
-
-    async def _start_one(self) -> None:
-        if self._starting is None:
-            delay = min(self._backoff_s * 2 ** (self._failures - 1), MAX_BACKOFF_S)
-            await asyncio.sleep(delay)  # back-off before a respawn, not a synchronisation
-            self._starting = start_helper(self._args)
-        starting, self._starting = self._starting, None
-        wrapped = asyncio.wrap_future(starting)
-        done, _ = await asyncio.wait({wrapped}, timeout=self._timeout_s)
-        if not done:
-            starting.add_done_callback(_shut_late_pool)
-            self._failed(f"the new scoring helper did not start within {self._timeout_s}s")
-        elif wrapped.exception() is not None:
-            self._failed(f"the new scoring helper failed to start: {wrapped.exception()!r}")
-        else:
-            self._pool, self.helper_pid = wrapped.result()
-            log.info("scoring helper %d started", self.helper_pid)
-
-    def _lost(self, pool: ProcessPoolExecutor, why: str) -> None:
-        if self._pool is pool:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-        self._failed(why)
-
-    def _failed(self, why: str) -> None:
-        self._failures += 1
-        if self._failures >= self._attempts:
-            lost = ScoringHelperLostError(f"{why}; {self._failures} failures in a row")
-            if self._progress is not None:
-                self._progress.fail(f"scoring helper lost: {lost}")  # exits the worker
-            raise lost
-        log.error("%s: starting a new one (failure %d of %d)", why, self._failures,
-                  self._attempts)
+        Every part is finished (delivered or failed) before this returns or raises.
+        """
+        count = len(self._helpers)
+        parts: list[list[Inbound]] = [[] for _ in range(count)]
+        for inbound in batch:
+            parts[inbound.partition % count].append(inbound)
+        busy = [i for i, part in enumerate(parts) if part] or [0]
+        calls = [self._helpers[i].call(_process_in_helper, parts[i], _states(parts[i], load_state))
+                 for i in busy]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return merged([r for r in results if not isinstance(r, BaseException)])
 
     async def swap(self, model: ScoringModel) -> None:
         """Serve ``model`` for its profile from the next batch on.
 
-        The helper runs one call at a time in submission order, so the swap lands between
+        Each helper runs one call at a time in submission order, so the swap lands between
         two batches; a replacement helper starts with the new model too.
         """
         await self._put(model.bundle.profile, model, shadow=False)
@@ -239,53 +196,18 @@ class ProcessScorer:
 
     async def _put(self, profile: str, model: ScoringModel | None, shadow: bool) -> None:
         self._served.put(profile, model, shadow)  # what a replacement helper starts with
-        pool = await self._helper()  # a start under way may have pickled the old models
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                pool, _put_in_helper, profile, model, shadow)
-        except BrokenProcessPool:
-            self._lost(pool, "the scoring helper died during a model swap")
+        await asyncio.gather(*(helper.call_once(_put_in_helper, profile, model, shadow)
+                               for helper in self._helpers))
 
     def close(self) -> None:
-        """Stop the helper, waiting for it to exit."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._starting is not None:
-            self._starting.add_done_callback(_shut_late_pool)
+        """Stop the helpers, waiting for them to exit."""
+        for helper in self._helpers:
+            helper.close()
 
 
-MAX_BACKOFF_S = 30.0
-
-Starting = concurrent.futures.Future[tuple[ProcessPoolExecutor, int]]
-"""A helper being started: its pool and process id once it answered."""
-
-
-def start_helper(args: tuple[Settings, dict[str, Profile], Served]) -> Starting:
-    """Start a helper on a daemon thread; the future has its pool and pid once it answers.
-
-    A daemon thread, not the loop's executor: a spawn stuck on a dead child's pipe never
-    returns, and an executor thread would hold up the interpreter's exit.
-    """
-    starting: Starting = concurrent.futures.Future()
-
-    def run() -> None:
-        try:
-            # spawn, not fork: the worker already runs Kafka client threads.
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=start_ignoring_interrupts,
-                                       initargs=(pickle.dumps((start_in_helper, args)),))
-            starting.set_result((pool, pool.submit(os.getpid).result()))
-        except BaseException as exc:  # handed to the awaiting loop as data
-            starting.set_exception(exc)
-
-    threading.Thread(target=run, name="scoring-spawn", daemon=True).start()
-    return starting
-
-
-def _shut_late_pool(starting: Starting) -> None:
-    """A helper that answered after it was given up on is shut down, not leaked."""
-    if not starting.cancelled() and starting.exception() is None:
-        starting.result()[0].shutdown(wait=False, cancel_futures=True)
+def _states(batch: Sequence[Inbound], load_state: LoadState) -> dict[bytes, bytes | None]:
+    """The stored state of each asset ``batch`` has a reading of."""
+    return {key: load_state(key) for key in {m.key for m in batch} if key is not None}
 
 
 Scorer = InlineScorer | ProcessScorer

@@ -65,7 +65,8 @@ class Killer(threading.Thread):
 def settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path,  # type: ignore[call-arg]
                     kafka_bootstrap_servers="127.0.0.1:9", scoring_start_timeout_s=20.0,
-                    scoring_helper_attempts=3, scoring_restart_backoff_s=0.05)
+                    scoring_helper_attempts=3, scoring_restart_backoff_s=0.05,
+                    scoring_processes=1)
 
 
 @pytest.fixture
@@ -104,14 +105,14 @@ async def _process_timing_the_loop(scorer: ProcessScorer) -> tuple[BatchReport, 
 
 def test_a_killed_helper_is_replaced_off_the_event_loop(scorer: ProcessScorer) -> None:
     asyncio.run(scorer.process([], lambda key: None))  # the first helper is up
-    first = scorer.helper_pid
+    [first] = scorer.helper_pids
     assert first is not None
     os.kill(first, signal.SIGKILL)
 
     report, longest_gap = asyncio.run(_process_timing_the_loop(scorer))
 
     assert report.predictions == 0
-    assert scorer.helper_pid not in (None, first)
+    assert scorer.helper_pids[0] not in (None, first)
     assert longest_gap < 0.5, f"the event loop stood still for {longest_gap:.2f}s"
 
 
@@ -141,6 +142,6 @@ def _helper_threshold() -> int:
 
 def test_the_scoring_helper_runs_tuned(scorer: ProcessScorer) -> None:
     asyncio.run(scorer.process([], lambda key: None))  # the helper is up
-    pool = scorer._pool  # the helper's executor: the only way into its process
+    pool = scorer._helpers[0]._pool  # the helper's executor: the only way into its process
     assert pool is not None
     assert pool.submit(_helper_threshold).result(timeout=30) == YOUNG_THRESHOLD
