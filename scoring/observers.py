@@ -21,7 +21,7 @@ from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.drift import DriftAlerts
 from assetwatch.scoring.outcome import Outcome
-from assetwatch.scoring.predictions import prediction_record
+from assetwatch.scoring.predictions import prediction_records
 from assetwatch.scoring.preparation import Scorable
 from assetwatch.scoring.records import Outbound, Output
 from assetwatch.scoring.shadow import Shadows, shadow_records
@@ -111,7 +111,7 @@ class ShadowObserver:
         if challenger is None:
             return
         shadow = shadow_records(challenger, scored.features, scored.records, scored.scores,
-                                prediction_record)
+                                prediction_records)
         if shadow is not None:
             headers = model_headers(challenger.name, challenger.version)
             out.records[Output.SHADOW_PREDICTION].extend(

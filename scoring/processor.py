@@ -27,7 +27,7 @@ from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.guard import non_finite_rows
 from assetwatch.scoring.observers import Observer, Scored, default_observers
 from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
-from assetwatch.scoring.predictions import prediction_record
+from assetwatch.scoring.predictions import prediction_records
 from assetwatch.scoring.preparation import LoadState, Prepared, Preparer, Scorable
 from assetwatch.scoring.records import Inbound, Outbound, Output
 from assetwatch.scoring.shadow import Shadows
@@ -146,27 +146,25 @@ class BatchProcessor:
                       now_ms: int, baseline: BaselineScores) -> list[dict[str, Any]]:
         """Each row's Prediction, published, with the asset's newest ones for the query API."""
         headers = model_headers(model.name, model.version)
-        calibrating = baseline.calibrating.tolist()
-        baseline_score = baseline.score.tolist()
+        ids = [{
+            "asset_id": item.reading["asset_id"],
+            "asset_type": profile,
+            "event_id": item.reading["event_id"],
+            "event_timestamp": item.reading["timestamp"],
+            "processed_timestamp": now_ms,
+            "calibrating": calibrating,
+            "baseline_score": score,
+        } for item, calibrating, score in zip(items, baseline.calibrating.tolist(),
+                                              baseline.score.tolist(), strict=True)]
+        records = prediction_records(ids, model, scores, features)
+        encode = self._encode
         newest: dict[str, int] = {}
-        records = []
         predictions = out.records[Output.PREDICTION]
-        for i, item in enumerate(items):
-            reading = item.reading
-            record = prediction_record({
-                "asset_id": reading["asset_id"],
-                "asset_type": profile,
-                "event_id": reading["event_id"],
-                "event_timestamp": reading["timestamp"],
-                "processed_timestamp": now_ms,
-                "calibrating": calibrating[i],
-                "baseline_score": baseline_score[i],
-            }, model, scores, features, i)
-            records.append(record)
-            asset, key = record["asset_id"], item.inbound.key
+        for i, (item, record) in enumerate(zip(items, records, strict=True)):
+            asset = record["asset_id"]
             out.seen[asset] = (item.inbound.partition, profile, record["event_timestamp"])
-            encoded = self._encode(record)
-            predictions.append(Outbound(key, encoded, item.inbound, headers))
+            encoded = encode(record)
+            predictions.append(Outbound(item.inbound.key, encoded, item.inbound, headers))
             out.recent.setdefault(asset, []).append(encoded)
             newest[asset] = i
         for asset, i in newest.items():

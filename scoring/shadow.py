@@ -10,7 +10,7 @@ Agreement is summed per batch (:class:`ShadowStats`) and turned into metrics by 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,8 +66,8 @@ def stats(version: str, champion: BatchScores, challenger: BatchScores) -> Shado
 def shadow_records(
     challenger: ScoringModel, features: np.ndarray, champion_records: list[dict[str, Any]],
     champion_scores: BatchScores,
-    build: Callable[[dict[str, Any], ScoringModel, BatchScores, np.ndarray, int],
-                    dict[str, Any]],
+    build: Callable[[Sequence[dict[str, Any]], ScoringModel, BatchScores, np.ndarray],
+                    list[dict[str, Any]]],
 ) -> tuple[list[dict[str, Any]], ShadowStats] | None:
     """The challenger's records for the same rows, and the agreement; None if it fails."""
     try:
@@ -80,9 +80,8 @@ def shadow_records(
         log.error("shadow scoring with %s version %s gave non-finite scores: batch skipped",
                   challenger.name, challenger.version)
         return None
-    records = [build(record, challenger, scores, features, i)
-               for i, record in enumerate(champion_records)]
-    return records, stats(challenger.version, champion_scores, scores)
+    return (build(champion_records, challenger, scores, features),
+            stats(challenger.version, champion_scores, scores))
 
 
 Shadows = Mapping[str, ScoringModel]
