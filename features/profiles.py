@@ -149,7 +149,7 @@ class Profile:
         """Length of the longest window, in seconds."""
         return max(w.length_s for w in self.windows)
 
-    @property
+    @cached_property
     def windows_complete_s(self) -> int:
         """Event-time seconds after an asset's first reading once every window is complete.
 

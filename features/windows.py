@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import islice
 
 from assetwatch.features.profiles import WindowSpec
 
@@ -32,8 +33,8 @@ from assetwatch.features.profiles import WindowSpec
 class BucketedWindow:
     """Incremental statistics of k sensors over one event-time window."""
 
-    __slots__ = ("_maxs", "_mins", "_sums", "_sumsqs", "bucket_ms", "buckets", "count", "extrema",
-                 "head", "k", "n_buckets")
+    __slots__ = ("_extremum_slots", "_moment_slots", "_totals", "bucket_ms", "buckets",
+                 "extrema", "head", "k", "n_buckets")
 
     def __init__(self, spec: WindowSpec, k: int) -> None:
         self.k = k
@@ -43,18 +44,17 @@ class BucketedWindow:
         # bucket index -> [count, sum_1..k, sumsq_1..k, (min_1..k, max_1..k)]
         self.buckets: dict[int, list[float]] = {}
         self.head: int | None = None
-        self.count = 0
-        self._sums: list[float]
-        self._sumsqs: list[float]
-        self._mins: list[float]
-        self._maxs: list[float]
-        self._clear_totals()
+        self._totals = self._empty_bucket()
+        """The window's totals, laid out as a bucket."""
+        self._moment_slots = [(1 + i, 1 + k + i) for i in range(k)]
+        """Where each sensor's sum and sum of squares are, in a bucket and in the totals."""
+        self._extremum_slots = [(1 + 2 * k + i, 1 + 3 * k + i) for i in range(k)]
+        """Where each sensor's minimum and maximum are (if the window keeps extrema)."""
 
-    def _clear_totals(self) -> None:
-        k = self.k
-        self.count = 0
-        self._sums, self._sumsqs = [0.0] * k, [0.0] * k
-        self._mins, self._maxs = [math.inf] * k, [-math.inf] * k
+    @property
+    def count(self) -> int:
+        """Readings in the window."""
+        return int(self._totals[0])
 
     @property
     def bucket_width(self) -> int:
@@ -64,93 +64,90 @@ class BucketedWindow:
     def add(self, ts_ms: int, values: Sequence[float]) -> bool:
         """Fold one reading in; False if it is older than the window reaches."""
         index = ts_ms // self.bucket_ms
-        if self.head is None or index > self.head:
+        head = self.head
+        if head is None or index > head:
             self._advance(index)
-        elif index <= self.head - self.n_buckets:
+        elif index <= head - self.n_buckets:
             return False
         bucket = self.buckets.get(index)
         if bucket is None:
             bucket = self.buckets[index] = self._empty_bucket()
-        k = self.k
-        bucket[0] += 1
-        self.count += 1
-        sums, sumsqs = self._sums, self._sumsqs
-        for i, x in enumerate(values):
+        totals = self._totals
+        bucket[0] += 1.0
+        totals[0] += 1.0
+        # zip without strict=True: the keyword costs a slow call, and values hold k floats
+        for (s, q), x in zip(self._moment_slots, values):  # noqa: B905
+            bucket[s] += x
+            totals[s] += x
             sq = x * x
-            bucket[1 + i] += x
-            bucket[1 + k + i] += sq
-            sums[i] += x
-            sumsqs[i] += sq
+            bucket[q] += sq
+            totals[q] += sq
         if self.extrema:
-            mins, maxs = self._mins, self._maxs
-            for i, x in enumerate(values):
-                if x < bucket[1 + 2 * k + i]:
-                    bucket[1 + 2 * k + i] = x
-                if x > bucket[1 + 3 * k + i]:
-                    bucket[1 + 3 * k + i] = x
-                if x < mins[i]:
-                    mins[i] = x
-                if x > maxs[i]:
-                    maxs[i] = x
+            # A total is never above (below) a bucket's minimum (maximum): only a new bucket
+            # extreme can be a new total one.
+            for (lo, hi), x in zip(self._extremum_slots, values):  # noqa: B905
+                if x < bucket[lo]:
+                    bucket[lo] = x
+                    if x < totals[lo]:
+                        totals[lo] = x
+                if x > bucket[hi]:
+                    bucket[hi] = x
+                    if x > totals[hi]:
+                        totals[hi] = x
         return True
 
     def snapshot_into(self, out: list[float]) -> None:
         """Append the window's totals: count, sums, sums of squares (and minima, maxima)."""
-        out.append(float(self.count))
-        out.extend(self._sums)
-        out.extend(self._sumsqs)
-        if self.extrema:
-            out.extend(self._mins)
-            out.extend(self._maxs)
+        out.extend(self._totals)
 
     def column(self, stat: str) -> list[float]:
         """One statistic for every sensor: 'mean', 'std', 'min' or 'max'."""
-        n = self.count
-        if not n:
-            return [0.0] * self.k
-        if stat == "mean":
-            return [s / n for s in self._sums]
-        if stat == "std":
-            if n < 2:
-                return [0.0] * self.k
-            return [
-                math.sqrt(max((q - s * s / n) / (n - 1), 0.0))
-                for s, q in zip(self._sums, self._sumsqs, strict=True)
-            ]
-        return list(self._mins if stat == "min" else self._maxs)
+        return [self._stat(stat, i) for i in range(self.k)]
 
     def means(self, sensors: Sequence[int]) -> list[float]:
         """The window mean of each of ``sensors`` (0.0 while empty)."""
-        n, sums = self.count, self._sums
-        return [sums[i] / n for i in sensors] if n else [0.0] * len(sensors)
+        totals = self._totals
+        n = totals[0]
+        return [totals[1 + i] / n for i in sensors] if n else [0.0] * len(sensors)
 
     def mean(self, i: int) -> float:
         """Mean of sensor ``i`` over the window; 0 while it is empty."""
-        return self._sums[i] / self.count if self.count else 0.0
+        n = self._totals[0]
+        return self._totals[1 + i] / n if n else 0.0
 
     def std(self, i: int) -> float:
         """Sample standard deviation (ddof=1, as pandas); 0 below two readings."""
-        n = self.count
+        n = self._totals[0]
         if n < 2:
             return 0.0
-        s = self._sums[i]
-        return math.sqrt(max((self._sumsqs[i] - s * s / n) / (n - 1), 0.0))
+        s, q = self._totals[1 + i], self._totals[1 + self.k + i]
+        return math.sqrt(max((q - s * s / n) / (n - 1), 0.0))
 
     def minimum(self, i: int) -> float:
         """Minimum of sensor ``i`` over the window; 0 while it is empty."""
-        return self._mins[i] if self.count else 0.0
+        return self._totals[1 + 2 * self.k + i] if self._totals[0] else 0.0
 
     def maximum(self, i: int) -> float:
         """Maximum of sensor ``i`` over the window; 0 while it is empty."""
-        return self._maxs[i] if self.count else 0.0
+        return self._totals[1 + 3 * self.k + i] if self._totals[0] else 0.0
+
+    def _stat(self, stat: str, i: int) -> float:
+        if stat == "mean":
+            return self.mean(i)
+        if stat == "std":
+            return self.std(i)
+        return self.minimum(i) if stat == "min" else self.maximum(i)
 
     def to_floats(self) -> list[float]:
         """Totals then buckets, flattened: [count, sums, sumsqs, mins, maxs, n, index, values...].
 
         The totals are derivable from the buckets but are kept so that a restored window is
         bit-identical to one that never stopped (a sum of bucket sums rounds differently).
+        A window without extrema writes minima of inf and maxima of -inf.
         """
-        out: list[float] = [float(self.count), *self._sums, *self._sumsqs, *self._mins, *self._maxs]
+        out = list(self._totals)
+        if not self.extrema:
+            out += [math.inf] * self.k + [-math.inf] * self.k
         out.append(float(len(self.buckets)))
         for index in sorted(self.buckets):
             out.append(float(index))
@@ -162,13 +159,12 @@ class BucketedWindow:
 
         Raises ValueError (or IndexError) when ``data`` is too short to hold what it announces.
         """
-        k, width = self.k, self.bucket_width
-        self.count = int(data[pos])
-        pos += 1
-        self._sums, self._sumsqs, self._mins, self._maxs = (
-            list(data[pos + j * k : pos + (j + 1) * k]) for j in range(4)
-        )
-        pos += 4 * k
+        width = self.bucket_width
+        totals = list(data[pos : pos + 1 + 4 * self.k])
+        if len(totals) != 1 + 4 * self.k:
+            raise ValueError(f"window totals of {self.k} sensors overrun the data")
+        self._totals = totals[:width]
+        pos += 1 + 4 * self.k
         n = int(data[pos])
         pos += 1
         if n < 0 or pos + n * (1 + width) > len(data):
@@ -192,25 +188,37 @@ class BucketedWindow:
         oldest = index - self.n_buckets
         expired = [i for i in self.buckets if i <= oldest]
         if expired:
-            for i in expired:
-                del self.buckets[i]
-            self._recompute()
+            self._recompute([self.buckets.pop(i) for i in expired])
 
-    def _recompute(self) -> None:
-        """Re-derive the window totals by merging its buckets, a column at a time.
+    def _recompute(self, expired: list[list[float]]) -> None:
+        """Re-derive the window totals from its buckets once ``expired`` ones have left.
 
-        ``math.fsum`` rounds each total once and the same on every Python version (the
-        built-in ``sum`` of floats changed its rounding in 3.12), so online and offline
-        folds agree wherever they run.
+        Sums are merged a column at a time with ``math.fsum``, which rounds each total once
+        and the same on every Python version (the built-in ``sum`` of floats changed its
+        rounding in 3.12), so online and offline folds agree wherever they run. A minimum
+        (maximum) is re-derived only when an expired bucket held it: otherwise a surviving
+        bucket holds it still, and the total stands as it was.
         """
-        k = self.k
-        columns = list(zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True))
-        if not columns:
-            self._clear_totals()
+        if not self.buckets:
+            self._totals = self._empty_bucket()
             return
-        self.count = int(math.fsum(columns[0]))
-        self._sums = [math.fsum(c) for c in columns[1 : 1 + k]]
-        self._sumsqs = [math.fsum(c) for c in columns[1 + k : 1 + 2 * k]]
+        k, old = self.k, self._totals
+        moments = 1 + 2 * k
+        columns = zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True)
+        totals = list(map(math.fsum, islice(columns, moments)))
         if self.extrema:
-            self._mins = [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
-            self._maxs = [max(c) for c in columns[1 + 3 * k : 1 + 4 * k]]
+            gone = expired[0] if len(expired) == 1 else self._merged(expired)
+            for j, column in enumerate(columns, moments):
+                was = old[j]
+                if gone[j] != was:
+                    totals.append(was)
+                else:
+                    totals.append(min(column) if j < moments + k else max(column))
+        self._totals = totals
+
+    def _merged(self, buckets: list[list[float]]) -> list[float]:
+        """The extrema of ``buckets`` together, laid out as one bucket (moments left zero)."""
+        k = self.k
+        columns = list(zip(*buckets, strict=True))
+        return ([0.0] * (1 + 2 * k) + [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
+                + [max(c) for c in columns[1 + 3 * k :]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,29 @@ def test_column_equals_the_per_sensor_methods(n_readings: int, stat: str) -> Non
     window = _filled(FULL, _jittered(400)[:n_readings], _values(400)[:n_readings])
 
     assert window.column(stat) == [METHODS[stat](window, i) for i in range(K)]
+
+
+EXTREMES = {
+    # values per reading (one sensor pair each), a bucket of 10 s apart: the min or max leaves
+    "minimum in the oldest bucket": [(float(v), -float(v)) for v in range(12)],
+    "maximum in the oldest bucket": [(-float(v), float(v)) for v in range(12)],
+    "tie with a surviving bucket": [(1.0, 1.0), (5.0, 0.0), (1.0, 1.0)] * 4,
+    "spike then values near 1": [(1e6, -1e6)] + [(1.0 + v / 1e3, 1.0) for v in range(11)],
+}
+
+
+@pytest.mark.parametrize("rows", EXTREMES.values(), ids=EXTREMES.keys())
+@pytest.mark.parametrize("step_s", [10, 23], ids=["one bucket a step", "buckets skipped"])
+def test_extrema_after_expiry_equal_those_of_the_surviving_buckets(
+    rows: list[tuple[float, float]], step_s: int
+) -> None:
+    window = BucketedWindow(FULL, k=K)
+    for t, row in enumerate(rows):
+        window.add(t * step_s * 1000, row)
+
+        buckets = list(window.buckets.values())
+        for i in range(K):
+            assert window.minimum(i) == min(b[1 + 2 * K + i] for b in buckets)
+            assert window.maximum(i) == max(b[1 + 3 * K + i] for b in buckets)
+            assert window.mean(i) == pytest.approx(
+                math.fsum(b[1 + i] for b in buckets) / window.count, rel=1e-12)
