@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.
     scoring_process: bool = True
     """Fold features and score in helper processes, so consuming and scoring use more cores."""
+    batches_in_flight: int = Field(default=2, ge=1, le=4)
+    """Batches in the scoring helpers at once: with 2 one is scored while the other is acked."""
     scoring_processes: int = Field(default=1, ge=1, le=64)
     """Helper processes with scoring_process on; helper i scores the partitions p % count == i."""
     max_payload_bytes: int = Field(default=65_536, ge=64)

@@ -114,10 +114,9 @@ class AssetState:
 
     def seen(self, event: float) -> float | None:
         """The content digest of event id digest ``event`` if the state remembers it."""
-        try:
-            return self.recent_contents[self.recent_events.index(event)]
-        except ValueError:
-            return None
+        recent = self.recent_events
+        # a membership test first: nearly every event is new, and a raised ValueError costs
+        return self.recent_contents[recent.index(event)] if event in recent else None
 
     def remember(self, event: float, content: float) -> None:
         """Keep a folded event's id and content digests among the asset's recent ones."""

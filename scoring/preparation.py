@@ -86,7 +86,8 @@ class Preparer:
         check_reader_schema(self._reading_header)
         self._dead_letter = DeadLetterWriter(settings.max_message_bytes, clock)
         self._reset_header = codec("BaselineReset").header
-        self._decoded = DecodedStates()
+        # the batches in flight and the one being taken: their states all stay decoded
+        self._decoded = DecodedStates((settings.batches_in_flight + 1) * settings.batch_max_events)
         self._grace_ms = int(settings.late_grace_s * 1000)
         self._future_ms = int(settings.max_future_skew_s * 1000)
         self._past_ms = int(settings.max_past_age_s * 1000)
@@ -115,6 +116,10 @@ class Preparer:
                 Scorable(inbound, reading, features)
             )
         return prepared
+
+    def forget(self) -> None:
+        """Drop the states kept from earlier batches (one failed: see scoring/state_cache.py)."""
+        self._decoded.clear()
 
     def encode_states(self, prepared: Prepared) -> dict[bytes, tuple[int, bytes]]:
         """The changed states as bytes; every state of the batch is kept decoded for the next."""

@@ -84,6 +84,13 @@ class BatchProcessor:
         """:meth:`prepare` then :meth:`score`: the whole batch, one model call per profile."""
         return self.score(self.prepare(batch, load_state))
 
+    def forget(self) -> None:
+        """Drop what was kept from earlier batches: call it when a batch fails anywhere.
+
+        A kept state may then hold readings whose outputs were never delivered.
+        """
+        self._preparer.forget()
+
     def prepare(self, batch: Sequence[Inbound], load_state: LoadState) -> Prepared:
         """Decode, validate and fold every reading into its asset's state, in order."""
         return self._preparer.prepare(batch, load_state)

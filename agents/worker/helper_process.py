@@ -38,6 +38,10 @@ Starting = concurrent.futures.Future[tuple[ProcessPoolExecutor, int]]
 """A helper being started: its pool and process id once it answered."""
 
 
+class HelperDiedError(Exception):
+    """The helper process died during a call (a replacement starts on the next one)."""
+
+
 class HelperProcess:
     """Runs calls in one helper process, in submission order; replaces it when it dies."""
 
@@ -64,20 +68,19 @@ class HelperProcess:
         return start_helper(pickle.dumps((self._start, self._args)))
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the helper; a helper that died meanwhile is replaced and it is retried.
+        """``fn(*args)`` in the helper; :class:`HelperDiedError` if the helper died meanwhile.
 
-        A call retried on a new helper may have done part of its work twice.
+        The caller decides when to call again (a new helper starts on the next call): calls
+        that depend on each other's order must be repeated in that order.
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            pool = await self._helper()
-            try:
-                result = await loop.run_in_executor(pool, fn, *args)
-            except BrokenProcessPool:
-                self._lost(pool, f"the {self._name} died during a batch")
-                continue
-            self._failures = 0
-            return result
+        pool = await self._helper()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            self._lost(pool, f"the {self._name} died during a batch")
+            raise HelperDiedError(self._name) from None
+        self._failures = 0
+        return result
 
     async def call_once(self, fn: Callable[..., object], *args: Any) -> None:
         """``fn(*args)`` in the helper; not retried if it dies (its replacement starts anew)."""
@@ -112,10 +115,11 @@ class HelperProcess:
             log.info("%s %d started", self._name, self.pid)
 
     def _lost(self, pool: ProcessPoolExecutor, why: str) -> None:
+        """``pool``'s helper died: counted once, however many calls it had."""
         if self._pool is pool:
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
-        self._failed(why)
+            self._failed(why)
 
     def _failed(self, why: str) -> None:
         self._failures += 1

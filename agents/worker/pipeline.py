@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +45,9 @@ Events = list[EventT[bytes]]
 
 async def next_batch(queue: Any, max_events: int, max_wait_s: float,
                      first: Any = None) -> Events:
-    """Up to ``max_events`` events: wait for one (or take ``first``), then what comes in time."""
-    events = [await queue.get() if first is None else first]
+    """Up to ``max_events``: ``first`` (one or a list) or the next, then what comes in time."""
+    events = first if isinstance(first, list) else [
+        await queue.get() if first is None else first]
     deadline = time.monotonic() + max_wait_s
     while len(events) < max_events:
         if not queue.empty():
@@ -75,8 +77,66 @@ class Ownership:
     """The consumer's assignment generation now (each message carries the one it came under)."""
 
 
+@dataclass
+class _InFlight:
+    """A batch sent to the scorer and not yet acked."""
+
+    events: Events
+    begun: Membership | None
+    started: float
+    report: asyncio.Future[BatchReport]
+
+
+class _Taker:
+    """The events of the next batch, taken from the queue while earlier batches are scored."""
+
+    def __init__(self, queue: Any, max_events: int,
+                 begin: Callable[[], Membership | None]) -> None:
+        self._queue, self._max_events, self._begin = queue, max_events, begin
+        self._get: asyncio.Future[Any] | None = None
+        self.events: Events = []
+        self.begun: Membership | None = None
+        """The membership when the first of ``events`` was taken (the fence's start)."""
+
+    async def wait(self, other: asyncio.Future[BatchReport] | None) -> None:
+        """Until an event comes (then what else is queued, to the bound) or ``other`` is done.
+
+        Raises StopAsyncIteration when the queue does (the agent stops).
+        """
+        if self._get is None:
+            self._get = asyncio.ensure_future(self._queue.get())
+        waits: set[asyncio.Future[Any]] = {self._get} if other is None else {self._get, other}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not self._get.done():
+            return
+        get, self._get = self._get, None
+        event = get.result()
+        if not self.events:
+            self.begun = self._begin()
+        self.events.append(event)
+        queue = self._queue
+        while len(self.events) < self._max_events and not queue.empty():
+            self.events.append(queue.get_nowait())
+
+    def take(self) -> Events:
+        """The events taken so far, as a batch; the next batch starts empty."""
+        events, self.events = self.events, []
+        return events
+
+    def close(self) -> None:
+        """Stop waiting for an event (stopping: events not taken stay queued)."""
+        if self._get is not None:
+            self._get.cancel()
+
+
 class BatchPipeline:
-    """Runs the agent: score and publish a batch, write its states, ack it; repeat."""
+    """Runs the agent: score and publish a batch, write its states, ack it; repeat.
+
+    With ``batches_in_flight`` above 1 (the scorer says how many it takes), the next batch
+    is sent while one is scored, once as many events are queued as the last batch had (or
+    when nothing is left in flight), so the helper need not wait for the worker to write
+    and ack. Batches complete strictly in order.
+    """
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
                  silence: SilenceWatch | None = None,
@@ -88,6 +148,7 @@ class BatchPipeline:
         self._progress = progress or AgentProgress()
         self._index = index
         self._scorer = scorer
+        self._depth: int = getattr(scorer, "batches_in_flight", 1)  # fakes: one at a time
         self._table = table
         self._metrics = metrics
         self._silence = silence
@@ -102,38 +163,64 @@ class BatchPipeline:
 
     async def _run(self, queue: Any) -> None:
         settings = self._settings
-        while True:
-            try:
-                first = await queue.get()
-                begun = self._ownership.fence.begin() if self._ownership is not None else None
-                events = self._current(await next_batch(
-                    queue, settings.batch_max_events, settings.batch_max_wait_s, first
-                ))
-            except StopAsyncIteration:  # stopping: unacked events are re-read by the next owner
-                return
-            if not events:
-                continue
-            started = time.perf_counter()
-            if not await self._owned(events, begun, "before_publish"):
-                continue
-            report = await self._score(events)
-            if not await self._owned(events, begun, "after_publish"):
-                continue
-            self._finish(events, report)
-            self._metrics.record_batch(len(events), report, time.perf_counter() - started)
-            self._progress.batch_done()
-            if self._silence is not None:
-                self._silence.seen(report.seen)
-            if self._index is not None:
-                self._index.record(report)
+        inflight: deque[_InFlight] = deque()
+        taker = _Taker(queue, settings.batch_max_events, self._begin)
+        try:
+            while True:
+                try:
+                    await taker.wait(inflight[0].report if inflight else None)
+                except StopAsyncIteration:  # stopping: unacked events are re-read later
+                    while inflight:
+                        await self._complete(inflight.popleft())
+                    return
+                if inflight and inflight[0].report.done():
+                    await self._complete(inflight.popleft())
+                if taker.events and self._ready(taker.events, inflight):
+                    begun, events = taker.begun, taker.take()
+                    if not inflight and settings.batch_max_wait_s > 0:
+                        events = await next_batch(queue, settings.batch_max_events,
+                                                  settings.batch_max_wait_s, events)
+                    await self._submit(events, begun, inflight)
+        finally:
+            taker.close()
+            for item in inflight:  # a batch failed: the rest stay unacked, read again later
+                item.report.cancel()
 
-    async def _score(self, events: Sequence[EventT[bytes]]) -> BatchReport:
+    def _ready(self, events: Events, inflight: deque[_InFlight]) -> bool:
+        """Send the taken events now? At once when idle; else when as many as the last batch."""
+        if not inflight:
+            return True
+        return (len(inflight) < self._depth
+                and len(events) >= min(self._settings.batch_max_events,
+                                       len(inflight[-1].events)))
+
+    def _begin(self) -> Membership | None:
+        return self._ownership.fence.begin() if self._ownership is not None else None
+
+    async def _submit(self, events: Events, begun: Membership | None,
+                      inflight: deque[_InFlight]) -> None:
+        events = self._current(events)
+        if not events or not await self._owned(events, begun, "before_publish"):
+            return
         batch = [
             Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
                     e.message.offset)
             for e in events
         ]
-        return await self._scorer.process(batch, self._table.data.get)
+        report = asyncio.ensure_future(self._scorer.process(batch, self._table.data.get))
+        inflight.append(_InFlight(events, begun, time.perf_counter(), report))
+
+    async def _complete(self, item: _InFlight) -> None:
+        report = await item.report
+        if not await self._owned(item.events, item.begun, "after_publish"):
+            return
+        self._finish(item.events, report)
+        self._metrics.record_batch(len(item.events), report, time.perf_counter() - item.started)
+        self._progress.batch_done()
+        if self._silence is not None:
+            self._silence.seen(report.seen)
+        if self._index is not None:
+            self._index.record(report)
 
     def _current(self, events: Events) -> Events:
         """The events delivered under the current assignment; the others are given up."""

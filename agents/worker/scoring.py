@@ -18,15 +18,17 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.collector import tune_for_batches
-from assetwatch.agents.worker.helper_process import HelperProcess
+from assetwatch.agents.worker.helper_process import HelperDiedError, HelperProcess
 from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperError
 from assetwatch.features.profiles import Profile
+from assetwatch.features.state import supersedes
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.outcome import BatchReport, merged
 from assetwatch.scoring.processor import BatchProcessor
@@ -96,6 +98,7 @@ def _process_in_helper(
         outcome = processor.process(batch, states.get)
         publisher.deliver(outcome)
     except Exception as exc:  # only plain data crosses back: the cause may not pickle
+        processor.forget()
         raise ScoringHelperError(f"{type(exc).__name__}: {exc}") from None
     return outcome.report(time.time())
 
@@ -117,10 +120,17 @@ class InlineScorer:
         self._processor = self._served.processor(settings, profiles)
         self._publisher = OutputPublisher(settings)
 
+    batches_in_flight = 1
+    """One batch at a time: the next is processed on this thread only once this one is out."""
+
     async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
         """Score ``batch``, publish its outputs, report once they are acknowledged."""
-        outcome = self._processor.process(batch, load_state)
-        await asyncio.to_thread(self._publisher.deliver, outcome)
+        try:
+            outcome = self._processor.process(batch, load_state)
+            await asyncio.to_thread(self._publisher.deliver, outcome)
+        except Exception:
+            self._processor.forget()
+            raise
         return outcome.report(time.time())
 
     async def swap(self, model: ScoringModel) -> None:
@@ -141,9 +151,14 @@ class ProcessScorer:
 
     Each helper (:class:`HelperProcess`) takes the partitions whose number modulo the count
     is its index, so an asset is always folded in the same helper, in order, and the helpers
-    of one batch never share a state; their reports are merged into the batch's. A helper
-    that dies is replaced and its part of the batch retried, which may publish some of its
-    outputs twice (at-least-once), never none.
+    of one batch never share a state; their reports are merged into the batch's.
+
+    Up to ``batches_in_flight`` batches may be in a helper at once: the worker sends a batch
+    while the one before is still scored, with the states its table holds, and the helper
+    folds on from the newer states it kept (scoring/state_cache.py). A helper that dies is
+    replaced and its parts of the batches in flight are sent again one after the other, in
+    their order, each with the states the ones before it reported. Outputs a dead helper had
+    published are then published twice (at-least-once), never none.
     """
 
     def __init__(
@@ -158,6 +173,12 @@ class ProcessScorer:
                           "scoring helper" if count == 1 else f"scoring helper {i + 1}/{count}")
             for i in range(count)
         ]
+        self.batches_in_flight = settings.batches_in_flight
+        self._calls: list[deque[object]] = [deque() for _ in range(count)]
+        """Each helper's calls not yet returned, oldest first."""
+        self._returned = asyncio.Event()
+        self._reported = ReportedStates((settings.batches_in_flight + 1)
+                                        * settings.batch_max_events)
 
     @property
     def helper_pids(self) -> list[int | None]:
@@ -174,13 +195,33 @@ class ProcessScorer:
         for inbound in batch:
             parts[inbound.partition % count].append(inbound)
         busy = [i for i, part in enumerate(parts) if part] or [0]
-        calls = [self._helpers[i].call(_process_in_helper, parts[i], _states(parts[i], load_state))
-                 for i in busy]
-        results = await asyncio.gather(*calls, return_exceptions=True)
+        results = await asyncio.gather(*(self._part(i, parts[i], load_state) for i in busy),
+                                       return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return merged([r for r in results if not isinstance(r, BaseException)])
+
+    async def _part(self, index: int, part: list[Inbound], load_state: LoadState
+                    ) -> BatchReport:
+        """One helper's part of a batch; after a helper death, sent again in its turn."""
+        calls, ticket = self._calls[index], object()
+        calls.append(ticket)
+        try:
+            while True:
+                try:
+                    report = await self._helpers[index].call(
+                        _process_in_helper, part, self._reported.states(part, load_state))
+                except HelperDiedError:
+                    while calls[0] is not ticket:  # the calls before it go again first
+                        await self._returned.wait()
+                    continue
+                self._reported.record(report.states)
+                return report
+        finally:
+            calls.remove(ticket)
+            returned, self._returned = self._returned, asyncio.Event()
+            returned.set()
 
     async def swap(self, model: ScoringModel) -> None:
         """Serve ``model`` for its profile from the next batch on.
@@ -205,9 +246,35 @@ class ProcessScorer:
             helper.close()
 
 
-def _states(batch: Sequence[Inbound], load_state: LoadState) -> dict[bytes, bytes | None]:
-    """The stored state of each asset ``batch`` has a reading of."""
-    return {key: load_state(key) for key in {m.key for m in batch} if key is not None}
+class ReportedStates:
+    """The states batches reported lately, which the worker's table may not hold yet.
+
+    A batch sent after a helper died goes to a helper that kept nothing: it must be sent the
+    states the batches before it ended with, written to the table or not.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._states: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def record(self, states: Mapping[bytes, tuple[int, bytes]]) -> None:
+        """Note a report's changed states (key -> (partition, bytes))."""
+        kept = self._states
+        for key, (_, raw) in states.items():
+            kept[key] = raw
+            kept.move_to_end(key)
+        while len(kept) > self._capacity:
+            kept.popitem(last=False)
+
+    def states(self, batch: Sequence[Inbound], load_state: LoadState
+               ) -> dict[bytes, bytes | None]:
+        """The newest state of each asset ``batch`` has a reading of: stored, or reported."""
+        out = {}
+        for key in {m.key for m in batch if m.key is not None}:
+            raw, reported = load_state(key), self._states.get(key)
+            newer = reported is not None and (raw is None or not supersedes(raw, reported))
+            out[key] = reported if newer else raw
+        return out
 
 
 Scorer = InlineScorer | ProcessScorer
