@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from assetwatch.errors import SerializationError
+from assetwatch.schemas.prediction_rows import PredictionRows
 
 PINNED_FINGERPRINT = bytes.fromhex("669339277eacde10")
 """CRC-64-AVRO fingerprint of the Prediction schema this writer encodes."""
@@ -73,6 +74,43 @@ def encode_prediction(header: bytes, record: Mapping[str, Any]) -> bytes:
     except (KeyError, TypeError, AttributeError, struct.error, UnicodeEncodeError) as exc:
         raise SerializationError(f"Prediction: {exc!r}") from exc
     return b"".join(parts)
+
+
+_scores = struct.Struct("<d?d").pack
+"""anomaly_score, is_anomaly, failure_probability: Avro doubles and a boolean, back to back."""
+_contribution = struct.Struct("<dd").pack
+_tail = struct.Struct("<x?d").pack
+"""The top features' closing 0 count, calibrating and baseline_score."""
+
+
+def encode_predictions(header: bytes, rows: PredictionRows) -> list[bytes]:
+    """``header`` and the Avro body of each Prediction of ``rows``, from the columns.
+
+    The bytes :func:`encode_prediction` gives each row's record; the fields the batch's rows
+    share are encoded once.
+    """
+    ids = rows.ids
+    try:
+        shared = _name(ids.asset_type)
+        stamp = _long(ids.processed_ms)
+        model = _name(rows.model_name) + _name(rows.model_version)
+        names = [_name(name) for name in rows.feature_names]
+        out = []
+        for asset, event, ms, anomaly, flagged, probability, top, values, zs, calib, base in zip(
+                ids.asset_ids, ids.event_ids, ids.event_ms, rows.anomaly_score,
+                rows.is_anomaly, rows.failure_probability, rows.top_index, rows.top_value,
+                rows.top_z, ids.calibrating, ids.baseline_score, strict=True):
+            parts = [header, _name(asset), shared, _string(event), _long(ms), stamp,
+                     _scores(anomaly, flagged, probability), model]
+            if top:
+                parts.append(_long(len(top)))
+                for j, value, z in zip(top, values, zs, strict=True):
+                    parts += (names[j], _contribution(value, z))
+            parts.append(_tail(calib, base))
+            out.append(b"".join(parts))
+    except (TypeError, IndexError, struct.error, UnicodeEncodeError) as exc:
+        raise SerializationError(f"Prediction: {exc!r}") from exc
+    return out
 
 
 def check_schema(header: bytes) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from assetwatch.models.alerts import AlertConfig, AssetAlertTracker
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
+from assetwatch.scoring.predictions import PredictionRows
 from assetwatch.settings import Settings
 
 
@@ -41,17 +42,17 @@ class AssetAlerts:
         self._clock = clock
         self._codec = codec("AssetAlert")
 
-    def observe(self, prediction: dict[str, Any], model: ScoringModel,
-                top: list[dict[str, Any]]) -> bytes | None:
-        """The encoded AssetAlert this prediction raises or recovers, or None."""
-        transition = self._tracker.observe(
-            prediction["asset_id"], prediction["event_timestamp"], prediction["is_anomaly"],
-            prediction["failure_probability"], tuple(t["name"] for t in top))
+    def observe(self, rows: PredictionRows, i: int, model: ScoringModel) -> bytes | None:
+        """The encoded AssetAlert prediction ``i`` of ``rows`` raises or recovers, or None."""
+        ids = rows.ids
+        asset, event_ms = ids.asset_ids[i], ids.event_ms[i]
+        transition = self._tracker.observe(asset, event_ms, rows.is_anomaly[i],
+                                           rows.failure_probability[i], rows.top_names(i))
         if transition is None:
             return None
         return self._codec.encode(asset_alert_record(
-            "FAILURE_RISK", transition.state, transition.severity, prediction["asset_id"],
-            prediction["asset_type"], prediction["event_timestamp"],
+            "FAILURE_RISK", transition.state, transition.severity, asset, ids.asset_type,
+            event_ms,
             int(self._clock() * 1000), flagged=transition.flagged, window=self._window,
             failure_probability=transition.failure_probability,
             contributing_features=list(transition.contributing),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -21,14 +21,14 @@ from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.alerts import AssetAlerts
 from assetwatch.scoring.drift import DriftAlerts
 from assetwatch.scoring.outcome import Outcome
-from assetwatch.scoring.predictions import prediction_records
+from assetwatch.scoring.predictions import PredictionRows, prediction_rows
 from assetwatch.scoring.preparation import Scorable
 from assetwatch.scoring.records import Outbound, Output
 from assetwatch.scoring.shadow import Shadows, shadow_records
 from assetwatch.settings import Settings
 
-Encode = Callable[[dict[str, Any]], bytes]
-"""Encodes a Prediction record."""
+Encode = Callable[[PredictionRows], list[bytes]]
+"""Encodes a batch's Prediction records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +43,8 @@ class Scored:
     """The model's scores, ``is_anomaly`` judged by each asset's baseline."""
     baseline: BaselineScores
     event_ms: np.ndarray
-    records: list[dict[str, Any]]
-    """The Prediction record published for each row."""
+    predictions: PredictionRows
+    """The Prediction records published, a row each (:meth:`PredictionRows.record`)."""
 
 
 class Observer(Protocol):
@@ -86,10 +86,9 @@ class AlertObserver:
     def observe(self, scored: Scored, out: Outcome) -> None:
         """Each judged row's prediction, in order; a calibrating row raises nothing."""
         alerts = out.records[Output.ASSET_ALERT]
-        items, records, model = scored.items, scored.records, scored.model
+        items, rows, model = scored.items, scored.predictions, scored.model
         for i in np.flatnonzero(~scored.baseline.calibrating).tolist():
-            record = records[i]
-            alert = self._alerts.observe(record, model, record["top_features"])
+            alert = self._alerts.observe(rows, i, model)
             if alert is not None:
                 alerts.append(Outbound(items[i].inbound.key, alert))
 
@@ -110,14 +109,15 @@ class ShadowObserver:
         challenger = self._shadows.get(scored.profile)
         if challenger is None:
             return
-        shadow = shadow_records(challenger, scored.features, scored.records, scored.scores,
-                                prediction_records)
+        shadow = shadow_records(challenger, scored.features, scored.predictions.ids,
+                                scored.scores, prediction_rows)
         if shadow is not None:
+            rows, stats = shadow
             headers = model_headers(challenger.name, challenger.version)
             out.records[Output.SHADOW_PREDICTION].extend(
-                Outbound(r["asset_id"].encode(), self._encode(r), None, headers)
-                for r in shadow[0])
-            out.shadow[scored.profile] = shadow[1]
+                Outbound(asset.encode(), value, None, headers)
+                for asset, value in zip(rows.ids.asset_ids, self._encode(rows), strict=True))
+            out.shadow[scored.profile] = stats
 
     def finish(self, out: Outcome) -> None:
         """Nothing per batch: the agreement is per profile."""

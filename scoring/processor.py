@@ -22,12 +22,12 @@ from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
 from assetwatch.models.bundle import BatchScores, ScoringModel
 from assetwatch.schemas.codecs import codec
-from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.prediction_writer import check_schema, encode_predictions
 from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.guard import non_finite_rows
 from assetwatch.scoring.observers import Observer, Scored, default_observers
 from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
-from assetwatch.scoring.predictions import prediction_records
+from assetwatch.scoring.predictions import PredictionIds, PredictionRows, prediction_rows
 from assetwatch.scoring.preparation import LoadState, Prepared, Preparer, Scorable
 from assetwatch.scoring.records import Inbound, Outbound, Output
 from assetwatch.scoring.shadow import Shadows
@@ -74,7 +74,7 @@ class BatchProcessor:
         self._clock = clock
         header = codec("Prediction").header
         check_schema(header)
-        self._encode = partial(encode_prediction, header)
+        self._encode = partial(encode_predictions, header)
         self._observers = [*default_observers(settings, clock,
                                               {} if shadows is None else shadows, self._encode),
                            *observers]
@@ -141,44 +141,38 @@ class BatchProcessor:
         out.anomalies += int(scores.is_anomaly.sum())
         event_ms = np.fromiter((item.reading["timestamp"] for item in items), np.int64,
                                len(items))
-        records = self._publish_rows(out, items, profile, model, scores, features, now_ms,
-                                     baseline)
-        scored = Scored(profile, model, items, features, scores, baseline, event_ms, records)
+        published = self._publish_rows(out, items, profile, model, scores, features, now_ms,
+                                       baseline)
+        scored = Scored(profile, model, items, features, scores, baseline, event_ms, published)
         for observer in self._observers:
             observer.observe(scored, out)
         return event_ms, np.asarray(scores.failure_probability, dtype=float)
 
     def _publish_rows(self, out: Outcome, items: list[Scorable], profile: str,
                       model: ScoringModel, scores: BatchScores, features: np.ndarray,
-                      now_ms: int, baseline: BaselineScores) -> list[dict[str, Any]]:
+                      now_ms: int, baseline: BaselineScores) -> PredictionRows:
         """Each row's Prediction, published, with the asset's newest ones for the query API."""
         headers = model_headers(model.name, model.version)
-        ids = [{
-            "asset_id": item.reading["asset_id"],
-            "asset_type": profile,
-            "event_id": item.reading["event_id"],
-            "event_timestamp": item.reading["timestamp"],
-            "processed_timestamp": now_ms,
-            "calibrating": calibrating,
-            "baseline_score": score,
-        } for item, calibrating, score in zip(items, baseline.calibrating.tolist(),
-                                              baseline.score.tolist(), strict=True)]
-        records = prediction_records(ids, model, scores, features)
-        encode = self._encode
+        readings = [item.reading for item in items]
+        ids = PredictionIds(profile, [r["asset_id"] for r in readings],
+                            [r["event_id"] for r in readings],
+                            [r["timestamp"] for r in readings], now_ms,
+                            baseline.calibrating.tolist(), baseline.score.tolist())
+        rows = prediction_rows(ids, model, scores, features)
         newest: dict[str, int] = {}
-        predictions = out.records[Output.PREDICTION]
-        for i, (item, record) in enumerate(zip(items, records, strict=True)):
-            asset = record["asset_id"]
-            out.seen[asset] = (item.inbound.partition, profile, record["event_timestamp"])
-            encoded = encode(record)
-            predictions.append(Outbound(item.inbound.key, encoded, item.inbound, headers))
-            out.recent.setdefault(asset, []).append(encoded)
+        predictions, recent, seen = out.records[Output.PREDICTION], out.recent, out.seen
+        for i, (item, asset, ms, encoded) in enumerate(zip(
+                items, ids.asset_ids, ids.event_ms, self._encode(rows), strict=True)):
+            inbound = item.inbound
+            seen[asset] = (inbound.partition, profile, ms)
+            predictions.append(Outbound(inbound.key, encoded, inbound, headers))
+            recent.setdefault(asset, []).append(encoded)
             newest[asset] = i
         for asset, i in newest.items():
-            del out.recent[asset][:-RECENT_PREDICTIONS]
+            del recent[asset][:-RECENT_PREDICTIONS]
             # a copy: a view would keep the whole batch's feature matrix alive in the index
             out.latest[asset] = (model.bundle.feature_names, features[i].copy())
-        return records
+        return rows
 
     def _scorable(self, prepared: Prepared, profile: str, items: list[Scorable]) -> _Rows:
         """The items whose feature rows the model can take, with their matrices.

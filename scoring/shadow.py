@@ -10,8 +10,8 @@ Agreement is summed per batch (:class:`ShadowStats`) and turned into metrics by 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -63,12 +63,16 @@ def stats(version: str, champion: BatchScores, challenger: BatchScores) -> Shado
     )
 
 
+Ids = TypeVar("Ids")
+"""The champion's rows' ids (``scoring.predictions.PredictionIds``)."""
+Rows = TypeVar("Rows")
+"""The challenger's records (``scoring.predictions.PredictionRows``)."""
+
+
 def shadow_records(
-    challenger: ScoringModel, features: np.ndarray, champion_records: list[dict[str, Any]],
-    champion_scores: BatchScores,
-    build: Callable[[Sequence[dict[str, Any]], ScoringModel, BatchScores, np.ndarray],
-                    list[dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], ShadowStats] | None:
+    challenger: ScoringModel, features: np.ndarray, ids: Ids, champion_scores: BatchScores,
+    build: Callable[[Ids, ScoringModel, BatchScores, np.ndarray], Rows],
+) -> tuple[Rows, ShadowStats] | None:
     """The challenger's records for the same rows, and the agreement; None if it fails."""
     try:
         scores = challenger.bundle.score(features)
@@ -80,7 +84,7 @@ def shadow_records(
         log.error("shadow scoring with %s version %s gave non-finite scores: batch skipped",
                   challenger.name, challenger.version)
         return None
-    return (build(champion_records, challenger, scores, features),
+    return (build(ids, challenger, scores, features),
             stats(challenger.version, champion_scores, scores))
 
 

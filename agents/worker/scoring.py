@@ -164,11 +164,13 @@ class ProcessScorer:
     def __init__(
         self, settings: Settings, profiles: Mapping[str, Profile],
         models: Mapping[str, ScoringModel], progress: AgentProgress | None = None,
+        helpers: Sequence[HelperProcess] | None = None,
     ) -> None:
+        """``helpers``: instead of starting ``scoring_processes`` (tests pass stand-ins)."""
         self._served = Served(dict(models))
         args = (settings, dict(profiles), self._served)
-        count = settings.scoring_processes
-        self._helpers = [
+        count = settings.scoring_processes if helpers is None else len(helpers)
+        self._helpers = list(helpers) if helpers is not None else [
             HelperProcess(settings, start_in_helper, args, progress,
                           "scoring helper" if count == 1 else f"scoring helper {i + 1}/{count}")
             for i in range(count)

@@ -257,10 +257,9 @@ def test_after_a_helper_death_the_batches_in_flight_go_again_in_order_with_their
 ) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path,  # type: ignore[call-arg]
                         kafka_bootstrap_servers="127.0.0.1:9")
-    scorer = ProcessScorer(settings, {"cnc": cnc}, {"cnc": cnc_model})
-    scorer.close()  # its real helper is not used
     helper = DyingHelper()
-    scorer._helpers = [helper]  # type: ignore[list-item]
+    scorer = ProcessScorer(settings, {"cnc": cnc}, {"cnc": cnc_model},
+                           helpers=[helper])  # type: ignore[list-item]
     older = [Inbound(b"a", b"v", "telemetry", PARTITION, 0)]
     newer = [Inbound(b"a", b"v", "telemetry", PARTITION, 1)]
     table = {b"a": _at(-1)}

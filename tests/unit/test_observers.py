@@ -52,7 +52,8 @@ def test_an_observer_sees_the_published_rows_and_adds_its_records(
     [scored] = recorder.seen
     predictions = [codec("Prediction").decode(p.value) for p in outcome.predictions]
     assert scored.profile == "cnc"
-    assert [r["event_id"] for r in scored.records] == [p["event_id"] for p in predictions]
+    assert scored.predictions.ids.event_ids == [p["event_id"] for p in predictions]
+    assert [scored.predictions.record(i) for i in range(len(scored.predictions))] == predictions
     assert len(scored.items) == len(scored.features) == len(scored.event_ms) == 5
     assert outcome.records[Output.DRIFT_ALERT] == [Outbound(b"cnc", b"seen")]
     assert empty.records[Output.DRIFT_ALERT] == []

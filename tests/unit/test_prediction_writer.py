@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from assetwatch.errors import SerializationError
 from assetwatch.schemas.codecs import codec
-from assetwatch.schemas.prediction_writer import check_schema, encode_prediction
+from assetwatch.schemas.prediction_rows import PredictionIds, PredictionRows
+from assetwatch.schemas.prediction_writer import (
+    check_schema,
+    encode_prediction,
+    encode_predictions,
+)
 
 PREDICTION = codec("Prediction")
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
@@ -57,3 +62,32 @@ def test_a_record_off_the_schema_is_a_serialization_error(change: dict[str, Any]
     del missing["model_version"]
     with pytest.raises(SerializationError):
         encode_prediction(PREDICTION.header, missing)
+
+
+NAMES = ("temperature_mean_5m", "vibration", "power_std_30m", "spindle_speed_roc")
+row_records = st.fixed_dictionaries({
+    "asset_id": text, "event_id": text, "event_timestamp": longs,
+    "anomaly_score": doubles, "is_anomaly": st.booleans(), "failure_probability": doubles,
+    "top": st.lists(st.tuples(st.integers(0, len(NAMES) - 1), doubles, doubles), max_size=5),
+    "calibrating": st.booleans(), "baseline_score": doubles,
+})
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(st.lists(row_records, max_size=8), text, longs, text, text)
+def test_a_batch_from_columns_gives_each_records_bytes(
+    rows: list[dict[str, Any]], asset_type: str, processed: int, model: str, version: str,
+) -> None:
+    ids = PredictionIds(asset_type, [r["asset_id"] for r in rows],
+                        [r["event_id"] for r in rows], [r["event_timestamp"] for r in rows],
+                        processed, [r["calibrating"] for r in rows],
+                        [r["baseline_score"] for r in rows])
+    columns = PredictionRows(
+        ids, model, version, [r["anomaly_score"] for r in rows],
+        [r["is_anomaly"] for r in rows], [r["failure_probability"] for r in rows],
+        [[j for j, _, _ in r["top"]] for r in rows], [[v for _, v, _ in r["top"]] for r in rows],
+        [[z for _, _, z in r["top"]] for r in rows], NAMES)
+
+    encoded = encode_predictions(PREDICTION.header, columns)
+
+    assert encoded == [PREDICTION.encode(columns.record(i)) for i in range(len(rows))]

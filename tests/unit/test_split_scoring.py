@@ -80,10 +80,9 @@ def _recorded(tmp_path: Any, cnc: Profile, cnc_model: ScoringModel
     """A scorer of two helpers whose processes are replaced by recorders."""
     settings = Settings(_env_file=None, data_dir=tmp_path,  # type: ignore[call-arg]
                         kafka_bootstrap_servers="127.0.0.1:9", scoring_processes=2)
-    scorer = ProcessScorer(settings, {"cnc": cnc}, {"cnc": cnc_model})
-    scorer.close()  # the real helpers are not used
     recorders = [Recorder(), Recorder()]
-    scorer._helpers = recorders  # type: ignore[assignment]
+    scorer = ProcessScorer(settings, {"cnc": cnc}, {"cnc": cnc_model},
+                           helpers=recorders)  # type: ignore[arg-type]
     return scorer, recorders
 
 
