@@ -8,6 +8,11 @@ states and acks, a batch passes the ownership fence (agents/worker/fence.py): a 
 lost its partitions (frozen past the session timeout) drops it unacked instead. A state is
 never replaced by an older one (``supersedes``).
 
+With ``batches_in_flight`` 2 (the default with a scoring helper), the next batch is sent
+while one is scored, so the helper does not wait while the worker writes states and acks;
+the helper folds on from the states it kept for the batch before (scoring/state_cache.py),
+and batches complete (fence, states, acks) strictly in the order they were taken.
+
 Events delivered under an earlier assignment generation than the consumer's current one are
 given up unacked when a batch is formed, as Faust's own streams skip them: the seek to the
 committed offsets that follows every assignment reads them again if they are still this
@@ -169,7 +174,9 @@ class BatchPipeline:
             while True:
                 try:
                     await taker.wait(inflight[0].report if inflight else None)
-                except StopAsyncIteration:  # stopping: unacked events are re-read later
+                except StopAsyncIteration:  # stopping: what was taken is still scored
+                    if taker.events:
+                        await self._submit(taker.take(), taker.begun, inflight)
                     while inflight:
                         await self._complete(inflight.popleft())
                     return
