@@ -13,7 +13,13 @@ Prints one JSON line per pipeline and one with the ratio: events/s, CPU time per
 each process (from /proc; steadier than events/s on a noisy machine) and RSS.
 
 With ``--rate`` the worker is fed readings stamped "now" at that rate instead, and the
-event-time-to-prediction latency percentiles are printed.
+event-time-to-prediction latency percentiles are printed, over the whole run and over its
+second half (start-up and warm-up behind it).
+
+``--workers 2`` times two workers in one group on the same input (their CPU per event is
+the sum over every process of both); repeat it to alternate counts in one invocation:
+
+    python scripts/benchmark.py --events 50000 --no-peer --workers 1 --workers 2 --repeat 2
 
 ``--wire confluent`` runs the worker with Confluent framing (``0x00`` + schema id) through
 the Schema Registry TEST DOUBLE of ``tests/schema_registry_double.py``, started as its own
@@ -110,16 +116,19 @@ def _family(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def _pipeline(kind: str, settings: Settings, log: Path) -> Iterator[int]:
-    """A running worker or peer on ``settings``' topics; yields its pid."""
+def _pipeline(kind: str, settings: Settings, log: Path, workers: int = 1) -> Iterator[list[int]]:
+    """A running peer, or ``workers`` workers in one group, on ``settings``' topics; their pids."""
     if kind == "worker":
-        settings = settings.model_copy(update={"metrics_port": free_port()})
-        worker = WorkerProcess(settings, log, cwd=Path.cwd())
-        try:
-            worker.wait_ready(180)
-            yield worker.pid
-        finally:
-            worker.stop(30)
+        with contextlib.ExitStack() as stack:
+            started = []
+            for _ in range(workers):
+                own = settings.model_copy(update={"metrics_port": free_port()})
+                worker = WorkerProcess(own, log, cwd=Path.cwd())
+                stack.callback(worker.stop, 30)
+                started.append(worker)
+            for worker in started:
+                worker.wait_ready(180)
+            yield [worker.pid for worker in started]
         return
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")},
            **settings_env(settings)}
@@ -127,21 +136,21 @@ def _pipeline(kind: str, settings: Settings, log: Path) -> Iterator[int]:
         peer = subprocess.Popen([sys.executable, str(PEER)], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
         try:
-            yield peer.pid
+            yield [peer.pid]
         finally:
             peer.terminate()
             peer.wait(30)
 
 
 def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
-                log: Path, run: str = "") -> dict[str, Any]:
+                log: Path, run: str = "", workers: int = 1) -> dict[str, Any]:
     settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}{run}"})
     ensure_topics(settings)
-    with _pipeline(kind, settings, log) as pid:
+    with _pipeline(kind, settings, log, workers) as pids:
         counter = _counter(settings)
         publish(ReadingPublisher(settings), readings[:warmup])
         _wait_for(counter, warmup, 180)
-        family = _family(pid)
+        family = [p for pid in pids for p in _family(pid)]
         before = [procfs.cpu_seconds(p) for p in family]
         started = time.monotonic()
         publish(ReadingPublisher(settings), readings[warmup:])
@@ -177,10 +186,16 @@ def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: P
                     latencies.append(time.time() * 1000 - stamp)
         sender.join()
         consumer.close()
-    p = np.percentile(latencies, [50, 95, 99]) if latencies else [float("nan")] * 3
     return {"pipeline": "worker", "rate": rate, "predictions": len(latencies),
-            "latency_ms": {"p50": round(p[0]), "p95": round(p[1]), "p99": round(p[2]),
-                           "max": round(max(latencies, default=float("nan")))}}
+            "latency_ms": _percentiles(latencies),
+            # the second half of the run's predictions: start-up and warm-up left behind
+            "latency_ms_second_half": _percentiles(latencies[len(latencies) // 2:])}
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    p = np.percentile(latencies, [50, 95, 99]) if latencies else [float("nan")] * 3
+    return {"p50": round(p[0]), "p95": round(p[1]), "p99": round(p[2]),
+            "max": round(max(latencies, default=float("nan")))}
 
 
 def _send_now(settings: Settings, profile: Any, plan: SimulationPlan, rate: float) -> None:
@@ -195,6 +210,9 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=50)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--no-peer", action="store_true", help="time the worker only")
+    parser.add_argument("--workers", type=int, action="append",
+                        help="workers in the group (repeatable: alternated; default 1); CPU "
+                             "per event sums every process of every worker")
     parser.add_argument("--rate", type=float, default=None,
                         help="latency mode: readings per second, stamped now")
     parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
@@ -234,14 +252,16 @@ def main() -> None:
         results = {}
         for round_ in range(args.repeat):
             for wire in wires:
-                framed = base.model_copy(update={
-                    "schema_registry_url": registry if wire == "confluent" else None})
-                print(f"timing the worker ({wire}) on {args.events} readings...",
-                      file=sys.stderr)
-                results["worker"] = _throughput("worker", framed, readings, warmup, log,
-                                                f"-{wire}-{round_}")
-                print(json.dumps({**results["worker"], "wire": wire, "round": round_,
-                                  "assets": args.assets, "trees": args.trees}))
+                for workers in args.workers or [1]:
+                    framed = base.model_copy(update={
+                        "schema_registry_url": registry if wire == "confluent" else None})
+                    print(f"timing {workers} worker(s) ({wire}) on {args.events} readings...",
+                          file=sys.stderr)
+                    results["worker"] = _throughput("worker", framed, readings, warmup, log,
+                                                    f"-{wire}-{workers}-{round_}", workers)
+                    print(json.dumps({**results["worker"], "wire": wire, "round": round_,
+                                      "workers": workers, "assets": args.assets,
+                                      "trees": args.trees}))
         if not args.no_peer:
             print(f"timing the peer on {args.events} readings...", file=sys.stderr)
             results["peer"] = _throughput("peer", base, readings, warmup, log)
