@@ -71,6 +71,21 @@ def supersedes(new: bytes, old: bytes | None) -> bool:
     return new_at[1] >= old_at[1]
 
 
+def further_along(kept: bytes, stored: bytes | None) -> bool:
+    """True when state ``kept`` holds readings of its partition that ``stored`` does not.
+
+    A newer state kept aside (a batch in flight, not yet written) beats the stored one; a
+    stored state as far along or further, or of another partition, is the one to use. No
+    stored state at all: the kept one.
+
+    >>> def at(offset): return AssetState([], Baseline(), applied_partition=0,
+    ...                                  applied_offset=offset).to_bytes()
+    >>> further_along(at(9), at(5)), further_along(at(5), at(5)), further_along(at(5), None)
+    (True, False, True)
+    """
+    return stored is None or not supersedes(stored, kept)
+
+
 def event_digest(event_id: str) -> float:
     """An event id as a float64-exact 48-bit digest (the state keeps digests, not ids)."""
     return float(int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=_DIGEST_BYTES)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from assetwatch.errors import SerializationError
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState, supersedes
+from assetwatch.features.state import AssetState, further_along
 from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class DecodedStates:
         batch runs and comes back only with the bytes the batch ended with.
         """
         kept = self._decoded.pop(asset, None)
-        if kept is not None and (kept[0] == raw or raw is None or not supersedes(raw, kept[0])):
+        if kept is not None and (kept[0] == raw or further_along(kept[0], raw)):
             return kept[1]
         if raw is None:
             return AssetState.empty(profile)

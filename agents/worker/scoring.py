@@ -28,7 +28,7 @@ from assetwatch.agents.worker.outputs import OutputPublisher
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperError
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import supersedes
+from assetwatch.features.state import further_along
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.outcome import BatchReport, merged
 from assetwatch.scoring.processor import BatchProcessor
@@ -274,8 +274,7 @@ class ReportedStates:
         out = {}
         for key in {m.key for m in batch if m.key is not None}:
             raw, reported = load_state(key), self._states.get(key)
-            newer = reported is not None and (raw is None or not supersedes(raw, reported))
-            out[key] = reported if newer else raw
+            out[key] = reported if reported is not None and further_along(reported, raw) else raw
         return out
 
 
