@@ -32,7 +32,7 @@ from weakref import WeakSet
 import faust
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, AppT, EventT
+from faust.types import TP, AppT, EventT, Message
 from mode import ServiceT
 from mode.utils.queues import FlowControlEvent
 
@@ -99,26 +99,87 @@ YIELD_EVERY = 100
 """Messages delivered between two yields to the event loop (Faust's own figure)."""
 
 
-def _delivers_at_once(app: AppT, topic: str) -> bool:
-    """True when the conductor's callback for ``topic`` cannot suspend right now.
+def _gate_open(app: AppT) -> bool:
+    """True when nothing would hold a delivery back now, queues aside.
 
-    It suspends only while flow control is off (a rebalance), while the producer buffer is
-    over its limit, while a subscription change holds the conductor's lock, or when a
-    subscriber's queue is full.
+    Faust's conductor waits while flow control is off (a rebalance), while the producer
+    buffer is over its limit, and while a subscription change holds its lock.
     """
-    conductor: Any = app.topics
     buffer = app.producer.buffer
     return (
         app.flow_control.is_active()
         and buffer.size <= buffer.max_messages
-        and not conductor._tp_to_callback_lock.locked()
-        and not any(chan.queue.full() for chan in conductor._topic_name_index.get(topic, ()))
+        and not cast(Any, app.topics)._tp_to_callback_lock.locked()
     )
+
+
+def _delivers_at_once(app: AppT, topic: str) -> bool:
+    """True when the conductor's callback for ``topic`` cannot suspend right now."""
+    channels = cast(Any, app.topics)._topic_name_index.get(topic, ())
+    return _gate_open(app) and not any(chan.queue.full() for chan in channels)
 
 
 class _Configured(Protocol):
     assetwatch_client_config: Mapping[str, ClientValue]
     assetwatch_fetch_max_wait_ms: int
+    assetwatch_direct_topics: frozenset[str]
+
+
+def _direct_queue(app: AppT, topic: str) -> Any | None:
+    """The queue that takes ``topic``'s messages as they are, past the conductor, or None.
+
+    Only for the topics the app names direct (the telemetry agent reads raw messages, not
+    Events), and only while exactly one channel, the agent's, subscribes to the topic.
+    """
+    if topic not in cast(_Configured, app).assetwatch_direct_topics:
+        return None
+    channels = cast(Any, app.topics)._topic_name_index.get(topic, ())
+    if len(channels) != 1:
+        return None
+    (channel,) = channels
+    queue = channel.queue
+    cast(AgentFlowControl, app.flow_control).keep_on_resume(queue)
+    return queue
+
+
+class _Pressure:
+    """Per partition, the callbacks the conductor gives a queue filling up (fetch pausing)."""
+
+    def __init__(self, consumer: faust_aiokafka.Consumer) -> None:
+        self._consumer = consumer
+        self._callbacks: dict[TP, tuple[Callable[[], None], Callable[[], None]]] = {}
+
+    def callbacks(self, tp: TP) -> tuple[Callable[[], None], Callable[[], None]]:
+        """``on_pressure_high`` and ``on_pressure_drop`` for ``tp`` (the same objects each time)."""
+        found = self._callbacks.get(tp)
+        if found is None:
+            consumer, faust_tp = self._consumer, TP(tp.topic, tp.partition)  # not aiokafka's
+            sensors = consumer.app.sensors
+
+            def high() -> None:
+                sensors.on_topic_buffer_full(faust_tp)
+                consumer.on_buffer_full(faust_tp)
+
+            found = self._callbacks[tp] = (high, lambda: consumer.on_buffer_drop(faust_tp))
+        return found
+
+
+async def _put_when_free(app: AppT, queue: Any, message: Message) -> None:
+    """Put ``message`` on ``queue`` once flow control, the producer and the queue allow.
+
+    A put cancelled by a revocation's clear ends quietly, as the conductor's does; a
+    cancelled delivery (a rebalance began) takes its put with it.
+    """
+    await app.flow_control.acquire()
+    await app.producer.buffer.wait_until_ebb()
+    async with cast(Any, app.topics)._tp_to_callback_lock:
+        pass
+    put = asyncio.ensure_future(queue.put(message))
+    try:
+        await asyncio.wait([put])
+    except asyncio.CancelledError:
+        put.cancel()
+        raise
 
 
 class AssetwatchConsumer(faust_aiokafka.Consumer):
@@ -131,6 +192,13 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
     callback directly when it cannot suspend (:func:`_delivers_at_once`) and falls back to
     ``wait_first`` otherwise, so delivery order, read offsets, gaps and commits follow
     Faust's pump exactly.
+
+    Messages of a direct topic (:func:`_direct_queue`: the telemetry agent's) skip the
+    conductor, its Event and its decoding too: they go onto the agent's queue as they are,
+    with the conductor's pressure callbacks. Whether anything would hold a delivery back
+    (:func:`_gate_open`) is checked once per run of messages without an await in between,
+    since only an await lets it change; a full queue, or a closed gate, is waited for in
+    ``wait_first`` as Faust does.
     """
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -144,29 +212,50 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
         suspend_flow = self.suspend_flow
         stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]
+        pressure = _Pressure(self)
         since_yield = 0
         try:
             while not (stopped() or fetcher_stopped()):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     continue
+                direct: dict[str, Any] = {}  # per topic, found again after every await
+                gate_open = False
                 async for tp, message in self.getmany(timeout=1.0):
                     since_yield += 1
                     if since_yield > YIELD_EVERY:
                         since_yield = 0
                         await asyncio.sleep(0)
+                        direct, gate_open = {}, False
                     offset, last = message.offset, read_offset[tp]
                     if last is not None and offset < last:
                         continue  # read before a seek back: it comes again
                     if last and offset - last > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, last + 1, offset)
+                        direct, gate_open = {}, False
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    if not suspend_flow.is_set() and _delivers_at_once(app, message.topic):
-                        await deliver(message)
+                        direct, gate_open = {}, False
+                    topic = message.topic
+                    queue = direct[topic] if topic in direct else direct.setdefault(
+                        topic, _direct_queue(app, topic))
+                    if queue is None:
+                        if not suspend_flow.is_set() and _delivers_at_once(app, topic):
+                            await deliver(message)
+                        else:
+                            await self.wait_first(deliver(message), suspend_flow.wait())
+                        direct, gate_open = {}, False
                     else:
-                        await self.wait_first(deliver(message), suspend_flow.wait())
+                        gate_open = gate_open or _gate_open(app)
+                        if gate_open and not queue.full():
+                            high, drop = pressure.callbacks(tp)
+                            queue.put_nowait_enhanced(message, on_pressure_high=high,
+                                                      on_pressure_drop=drop)
+                        else:
+                            await self.wait_first(_put_when_free(app, queue, message),
+                                                  suspend_flow.wait())
+                            direct, gate_open = {}, False
                     read_offset[tp] = offset
         except self.consumer_stopped_errors:
             if not app.should_stop:
@@ -265,16 +354,27 @@ def generation(app: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def abandon(app: Any, events: Sequence[EventT[bytes]]) -> None:
-    """Give up ``events`` unacked: their offsets stay uncommitted, for the next owner.
+def abandon(app: Any, messages: Sequence[Message]) -> None:
+    """Give up ``messages`` unacked: their offsets stay uncommitted, for the next owner.
 
-    Faust waits at a revocation until every delivered message is acked
-    (``Consumer.wait_empty``); a fenced batch's messages are taken off that list instead,
+    Faust waits at a revocation until every tracked message is acked
+    (``Consumer.wait_empty``); a fenced batch's messages are taken off that list, if there,
     and the new owner reads them again from the committed offset.
     """
     unacked = app.consumer._unacked_messages
-    for event in events:
-        unacked.discard(event.message)
+    for message in messages:
+        unacked.discard(message)
+
+
+def ack(app: Any, messages: Sequence[Message]) -> None:
+    """Ack ``messages``, as an Event's ack does once its last reference is gone.
+
+    Messages of a direct topic carry no Event and no reference count: the consumer's own
+    bookkeeping (committable offsets, the commit counter) is all there is to do.
+    """
+    consumer_ack = app.consumer.ack
+    for message in messages:
+        consumer_ack(message)
 
 
 Supersedes = Callable[[bytes, bytes | None], bool]

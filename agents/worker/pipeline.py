@@ -13,7 +13,9 @@ while one is scored, so the helper does not wait while the worker writes states 
 the helper folds on from the states it kept for the batch before (scoring/state_cache.py),
 and batches complete (fence, states, acks) strictly in the order they were taken.
 
-Events delivered under an earlier assignment generation than the consumer's current one are
+The queue holds the telemetry topic's messages as fetched: the consumer's pump puts them
+there past Faust's conductor (faust_internals.AssetwatchConsumer), so no Event is made.
+Messages delivered under an earlier assignment generation than the consumer's current one are
 given up unacked when a batch is formed, as Faust's own streams skip them: the seek to the
 committed offsets that follows every assignment reads them again if they are still this
 worker's, and their new owner does otherwise. (Faust would clear them from the queue when
@@ -30,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faust.types import EventT
+from faust.types import Message
 
 from assetwatch.agents.worker.asset_index import AssetIndex
 from assetwatch.agents.worker.fence import Membership, OwnershipFence
@@ -45,11 +47,11 @@ from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Events = list[EventT[bytes]]
+Messages = list[Message]
 
 
 async def next_batch(queue: Any, max_events: int, max_wait_s: float,
-                     first: Any = None) -> Events:
+                     first: Any = None) -> Messages:
     """Up to ``max_events``: ``first`` (one or a list) or the next, then what comes in time."""
     events = first if isinstance(first, list) else [
         await queue.get() if first is None else first]
@@ -68,8 +70,11 @@ async def next_batch(queue: Any, max_events: int, max_wait_s: float,
     return events
 
 
-Abandon = Callable[[Sequence[EventT[bytes]]], None]
-"""Gives up a fenced batch's events unacked (faust_internals.abandon)."""
+Abandon = Callable[[Sequence[Message]], None]
+"""Gives up a fenced batch's messages unacked (faust_internals.abandon)."""
+
+Ack = Callable[[Sequence[Message]], None]
+"""Acks a finished batch's messages: their offsets may be committed (faust_internals.ack)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class Ownership:
 class _InFlight:
     """A batch sent to the scorer and not yet acked."""
 
-    events: Events
+    events: Messages
     begun: Membership | None
     started: float
     report: asyncio.Future[BatchReport]
@@ -99,15 +104,22 @@ class _Taker:
                  begin: Callable[[], Membership | None]) -> None:
         self._queue, self._max_events, self._begin = queue, max_events, begin
         self._get: asyncio.Future[Any] | None = None
-        self.events: Events = []
+        self.events: Messages = []
         self.begun: Membership | None = None
         """The membership when the first of ``events`` was taken (the fence's start)."""
 
     async def wait(self, other: asyncio.Future[BatchReport] | None) -> None:
         """Until an event comes (then what else is queued, to the bound) or ``other`` is done.
 
+        With the bound reached only ``other`` is waited for: the rest stays queued, so the
+        queue fills and the consumer's pump holds back (and pauses fetching), instead of
+        one event being taken per wakeup past the bound.
+
         Raises StopAsyncIteration when the queue does (the agent stops).
         """
+        if len(self.events) >= self._max_events and other is not None:
+            await asyncio.wait({other})
+            return
         if self._get is None:
             self._get = asyncio.ensure_future(self._queue.get())
         waits: set[asyncio.Future[Any]] = {self._get} if other is None else {self._get, other}
@@ -123,7 +135,7 @@ class _Taker:
         while len(self.events) < self._max_events and not queue.empty():
             self.events.append(queue.get_nowait())
 
-    def take(self) -> Events:
+    def take(self) -> Messages:
         """The events taken so far, as a batch; the next batch starts empty."""
         events, self.events = self.events, []
         return events
@@ -144,11 +156,12 @@ class BatchPipeline:
     """
 
     def __init__(self, settings: Settings, scorer: Scorer, table: Any, metrics: Metrics,
-                 silence: SilenceWatch | None = None,
+                 ack: Ack, silence: SilenceWatch | None = None,
                  progress: AgentProgress | None = None,
                  index: AssetIndex | None = None,
                  ownership: Ownership | None = None) -> None:
         self._settings = settings
+        self._ack = ack
         self._ownership = ownership
         self._progress = progress or AgentProgress()
         self._index = index
@@ -193,7 +206,7 @@ class BatchPipeline:
             for item in inflight:  # a batch failed: the rest stay unacked, read again later
                 item.report.cancel()
 
-    def _ready(self, events: Events, inflight: deque[_InFlight]) -> bool:
+    def _ready(self, events: Messages, inflight: deque[_InFlight]) -> bool:
         """Send the taken events now? At once when idle; else when as many as the last batch."""
         if not inflight:
             return True
@@ -204,15 +217,14 @@ class BatchPipeline:
     def _begin(self) -> Membership | None:
         return self._ownership.fence.begin() if self._ownership is not None else None
 
-    async def _submit(self, events: Events, begun: Membership | None,
+    async def _submit(self, events: Messages, begun: Membership | None,
                       inflight: deque[_InFlight]) -> None:
         events = self._current(events)
         if not events or not await self._owned(events, begun, "before_publish"):
             return
         batch = [
-            Inbound(e.message.key, e.message.value, e.message.topic, e.message.partition,
-                    e.message.offset)
-            for e in events
+            Inbound(m.key, m.value, m.topic, m.partition, m.offset)
+            for m in events
         ]
         report = asyncio.ensure_future(self._scorer.process(batch, self._table.data.get))
         inflight.append(_InFlight(events, begun, time.perf_counter(), report))
@@ -229,21 +241,21 @@ class BatchPipeline:
         if self._index is not None:
             self._index.record(report)
 
-    def _current(self, events: Events) -> Events:
+    def _current(self, events: Messages) -> Messages:
         """The events delivered under the current assignment; the others are given up."""
         if self._ownership is None:
             return events
         generation = self._ownership.generation()
-        current = [e for e in events if e.message.generation_id == generation]
+        current = [m for m in events if m.generation_id == generation]
         if len(current) < len(events):
-            stale = [e for e in events if e.message.generation_id != generation]
+            stale = [m for m in events if m.generation_id != generation]
             self._ownership.abandon(stale)
             self._metrics.fenced("before_rebalance", len(stale))
             log.info("%d readings delivered before the latest rebalance left unacked: the "
                      "seek to the committed offsets delivers them again", len(stale))
         return current
 
-    async def _owned(self, events: Sequence[EventT[bytes]], begun: Membership | None,
+    async def _owned(self, events: Sequence[Message], begun: Membership | None,
                      stage: str) -> bool:
         """True if the worker still owns the batch's partitions; else the batch is dropped."""
         if self._ownership is None:
@@ -257,7 +269,7 @@ class BatchPipeline:
                     len(events), stage.replace("_", " "))
         return False
 
-    def _finish(self, events: Sequence[EventT[bytes]], report: BatchReport) -> None:
+    def _finish(self, events: Sequence[Message], report: BatchReport) -> None:
         """With the outputs delivered: write the states, then ack the events.
 
         No await from the fence's check to here: nothing else runs on the loop in between.
@@ -268,8 +280,7 @@ class BatchPipeline:
                 continue
             data[asset] = raw
             self._table.send_changelog(partition, asset, raw)
-        for event in events:
-            event.ack()
+        self._ack(events)
         if report.dead_letters:
             log.info("batch of %d: %d dead letters (%s)", len(events),
                      sum(report.dead_letters.values()), ", ".join(sorted(report.dead_letters)))

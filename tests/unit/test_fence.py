@@ -119,10 +119,9 @@ class Table:
         self.changelog.append((key, value))
 
 
-def _event(asset: bytes, offset: int, acked: list[int], generation: int = 3) -> Any:
-    message = SimpleNamespace(key=asset, value=b"{}", topic="telemetry", partition=1,
-                              offset=offset, generation_id=generation)
-    return SimpleNamespace(message=message, ack=lambda: acked.append(offset))
+def _event(asset: bytes, offset: int, generation: int = 3) -> Any:
+    return SimpleNamespace(key=asset, value=b"{}", topic="telemetry", partition=1,
+                           offset=offset, generation_id=generation)
 
 
 def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
@@ -150,10 +149,10 @@ def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
     settings = Settings(_env_file=None, batch_max_wait_s=0)  # type: ignore[call-arg]
     fence = OwnershipFence(reads, 6.0, clock=lambda: 101.0, poll_s=0.001)
     pipeline = BatchPipeline(settings, Scorer(), table, Metrics(CollectorRegistry()),  # type: ignore[arg-type]
+                             lambda messages: acked.extend(m.offset for m in messages),
                              ownership=Ownership(fence, abandoned.extend, lambda: 3))
     first, second = generations
-    asyncio.run(pipeline.run(Queue([_event(b"a", 7, acked, first),
-                                    _event(b"b", 8, acked, second)])))
+    asyncio.run(pipeline.run(Queue([_event(b"a", 7, first), _event(b"b", 8, second)])))
     return acked, abandoned, len(scored)
 
 
@@ -164,7 +163,7 @@ def test_a_worker_that_lost_its_partitions_publishes_writes_and_acks_nothing(
     acked, abandoned, scored = _run({b"a": _state(cnc, 7)}, table,
                                     Reads(MEMBER, Membership(-1, "", None)))
     assert (acked, scored, table.data, table.changelog) == ([], 0, {}, [])
-    assert [e.message.offset for e in abandoned] == [7, 8]
+    assert [m.offset for m in abandoned] == [7, 8]
 
 
 def test_a_batch_whose_partitions_went_during_publishing_writes_and_acks_nothing(
@@ -200,7 +199,7 @@ def test_events_delivered_before_the_latest_rebalance_are_given_up_unacked(
     table = Table({})
     acked, abandoned, scored = _run({b"b": _state(cnc, 8)}, table, Reads(MEMBER),
                                     generations=(2, 3))
-    assert [e.message.offset for e in abandoned] == [7]
+    assert [m.offset for m in abandoned] == [7]
     assert (acked, scored, table.data) == ([8], 1, {b"b": _state(cnc, 8)})
 
 

@@ -128,6 +128,9 @@ class Queue:
     def get_nowait(self) -> Any:
         return self._queue.get_nowait()
 
+    def size(self) -> int:
+        return self._queue.qsize()
+
 
 def _report(batch: list[Inbound]) -> BatchReport:
     return BatchReport(predictions=len(batch), anomalies=0, dead_letters={}, states={},
@@ -158,22 +161,21 @@ class GatedScorer:
         return _report(batch)
 
 
-def _event(offset: int, acked: list[int]) -> Any:
-    message = SimpleNamespace(key=b"a", value=b"{}", topic="telemetry", partition=PARTITION,
-                              offset=offset, generation_id=1)
-    return SimpleNamespace(message=message, ack=lambda: acked.append(offset))
+def _event(offset: int) -> Any:
+    return SimpleNamespace(key=b"a", value=b"{}", topic="telemetry", partition=PARTITION,
+                           offset=offset, generation_id=1)
 
 
 async def _two_in_flight(scorer: GatedScorer, queue: Queue, acked: list[int],
                          order: tuple[int, int]) -> None:
     """Batch [0, 1] sent, then [2, 3] while it is scored; released in ``order``."""
     for offset in (0, 1):
-        queue.put(_event(offset, acked))
+        queue.put(_event(offset))
     while len(scorer.calls) < 1:
         scorer.sent.clear()
         await scorer.sent.wait()
     for offset in (2, 3):
-        queue.put(_event(offset, acked))
+        queue.put(_event(offset))
     while len(scorer.calls) < 2:
         scorer.sent.clear()
         await scorer.sent.wait()
@@ -185,7 +187,11 @@ async def _two_in_flight(scorer: GatedScorer, queue: Queue, acked: list[int],
 def _pipeline(scorer: GatedScorer) -> BatchPipeline:
     settings = Settings(_env_file=None, batch_max_wait_s=0)  # type: ignore[call-arg]
     table = SimpleNamespace(data={}, send_changelog=lambda *args: None)
-    return BatchPipeline(settings, scorer, table, Metrics(CollectorRegistry()))  # type: ignore[arg-type]
+
+    def ack(messages: Any) -> None:
+        scorer.acked.extend(m.offset for m in messages)
+
+    return BatchPipeline(settings, scorer, table, Metrics(CollectorRegistry()), ack)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
@@ -204,6 +210,48 @@ def test_the_next_batch_is_sent_while_one_is_scored_and_they_complete_in_order(
 
     assert scorer.calls == [([0, 1], []), ([2, 3], [])]  # the second before the first's acks
     assert acked == [0, 1, 2, 3]
+
+
+def test_with_batches_in_flight_no_more_than_a_batch_is_taken_from_the_queue() -> None:
+    """The rest stays queued: the queue fills, so the consumer's pump holds back."""
+    acked: list[int] = []
+    scorer = GatedScorer(acked)
+    settings = Settings(_env_file=None, batch_max_wait_s=0, batch_max_events=2)  # type: ignore[call-arg]
+    table = SimpleNamespace(data={}, send_changelog=lambda *args: None)
+    pipeline = BatchPipeline(settings, scorer, table, Metrics(CollectorRegistry()),  # type: ignore[arg-type]
+                             lambda messages: acked.extend(m.offset for m in messages))
+
+    async def feed(queue: Queue) -> None:
+        queue.put(_event(0))
+        while not scorer.calls:
+            scorer.sent.clear()
+            await scorer.sent.wait()
+        for offset in range(1, 9):
+            queue.put(_event(offset))
+        while len(scorer.calls) < 2:
+            scorer.sent.clear()
+            await scorer.sent.wait()
+        for _ in range(50):  # turns of the loop in which the pipeline could take them all
+            await asyncio.sleep(0)
+        left = queue.size()
+        released = 0
+        while released < len(scorer.gates):
+            scorer.gates[released].set()
+            released += 1
+            while len(scorer.calls) == released and sum(map(len, (c[0] for c in scorer.calls))) < 9:
+                scorer.sent.clear()
+                await scorer.sent.wait()
+        queue.put(Queue.END)
+        assert left == 4  # [0] and [1, 2] in flight, [3, 4] taken, four still queued
+
+    async def run() -> None:
+        queue = Queue()
+        await asyncio.gather(pipeline.run(queue), feed(queue))
+
+    asyncio.run(run())
+
+    assert [offsets for offsets, _ in scorer.calls] == [[0], [1, 2], [3, 4], [5, 6], [7, 8]]
+    assert acked == list(range(9))
 
 
 def test_a_failed_batch_leaves_the_one_after_it_unacked() -> None:
