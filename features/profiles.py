@@ -12,7 +12,6 @@ Profiles are configuration (TOML), not code. Feature names derive from the profi
 from __future__ import annotations
 
 import re
-import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -126,15 +125,6 @@ class Profile:
     def sensor_set(self) -> frozenset[str]:
         """Sensor names as a set: a reading's keys must equal it."""
         return frozenset(self.sensor_names)
-
-    @cached_property
-    def sensor_bounds(self) -> tuple[tuple[str, float, float], ...]:
-        """(name, low, high) per sensor: a value within holds its range and is finite.
-
-        An infinite bound is narrowed to the largest finite float, so inf and nan fall outside.
-        """
-        return tuple((s.name, max(s.min, -sys.float_info.max), min(s.max, sys.float_info.max))
-                     for s in self.sensors)
 
     @cached_property
     def feature_names(self) -> tuple[str, ...]:

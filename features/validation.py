@@ -50,29 +50,6 @@ def check_reading(
     sensors: Mapping[str, float] = reading["sensors"]
     if sensors.keys() != profile.sensor_set:
         _raise_sensor_mismatch(profile, sensors)
-    return profile, _values(profile, sensors)
-
-
-def _values(profile: Profile, sensors: Mapping[str, float]) -> list[float]:
-    """The values in profile order, when all are in range: the common case, in one pass.
-
-    A value out of its sensor's finite range (:attr:`Profile.sensor_bounds`) or past float
-    range sends the reading to :func:`_checked_values`, which finds and words the reason.
-    """
-    values = []
-    try:
-        for name, low, high in profile.sensor_bounds:
-            x = float(sensors[name])
-            if not low <= x <= high:
-                return _checked_values(profile, sensors)
-            values.append(x)
-    except OverflowError:
-        return _checked_values(profile, sensors)
-    return values
-
-
-def _checked_values(profile: Profile, sensors: Mapping[str, float]) -> list[float]:
-    """The values in profile order, checked one by one: the first bad one raises its reason."""
     values = []
     for sensor in profile.sensors:
         try:
@@ -94,7 +71,7 @@ def _checked_values(profile: Profile, sensors: Mapping[str, float]) -> list[floa
                 f"sensor {sensor.name}={x} outside [{sensor.min}, {sensor.max}] {sensor.unit}",
             )
         values.append(x)
-    return values
+    return profile, values
 
 
 def check_ids(reading: Mapping[str, Any], max_length: int) -> None:
