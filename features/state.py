@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from assetwatch.errors import SerializationError
 from assetwatch.features.baseline import Baseline
@@ -97,8 +98,15 @@ def content_digest(ts_ms: int, values: Sequence[float]) -> float:
 
     An Avro and a JSON copy of one reading get the same digest: an exact re-send.
     """
-    packed = struct.pack(f"<q{len(values)}d", ts_ms, *values)
+    packed = _content_layout(len(values))(ts_ms, *values)
     return float(int.from_bytes(hashlib.blake2b(packed, digest_size=_DIGEST_BYTES).digest()))
+
+
+@lru_cache(maxsize=64)
+def _content_layout(k: int) -> Callable[..., bytes]:
+    """Packs a time and ``k`` values as :func:`content_digest` hashes them (compiled once)."""
+    return struct.Struct(f"<q{k}d").pack
+
 
 
 @dataclass(slots=True)

@@ -53,6 +53,61 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
 
 def decode_reading(data: bytes, start: int) -> dict[str, Any]:
     """The TelemetryReading whose Avro body is ``data[start:]`` (nothing may follow it)."""
+    return _decode_common(data, start) or _decode_any(data, start)
+
+
+def _decode_common(data: bytes, start: int) -> dict[str, Any] | None:
+    """The reading as every producer writes it, in one pass; None for anything else.
+
+    That is: strings and the map's count in one varint byte (under 64), one map block. A
+    reading of any other shape, or a corrupt one, is left to :func:`_decode_any`, which
+    decodes it (or words its error) on its own, so this may stop at the first doubt.
+    """
+    pos, strings = start, []
+    try:
+        for _ in range(3):
+            size = data[pos]
+            if size & 0x81:  # a longer varint or a negative size: not the common shape
+                return None
+            end = pos + 1 + (size >> 1)
+            strings.append(data[pos + 1 : end].decode())
+            pos = end  # an overrun cut the slice short: the next read fails, or the end check
+        n = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            n |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift == 7 * _MAX_VARINT_BYTES:
+                return None
+        count = data[pos]
+        if count & 0x81:
+            return None
+        pos += 1
+        sensors: dict[str, float] = {}
+        if count:
+            for _ in range(count >> 1):
+                size = data[pos]
+                if size & 0x81:
+                    return None
+                end = pos + 1 + (size >> 1)
+                (sensors[data[pos + 1 : end].decode()],) = _double(data, end)
+                pos = end + 8
+            if data[pos]:  # a second block
+                return None
+            pos += 1
+    except (IndexError, UnicodeDecodeError, struct.error):
+        return None
+    if pos != len(data):
+        return None
+    return {"event_id": strings[0], "asset_id": strings[1], "asset_type": strings[2],
+            "timestamp": (n >> 1) ^ -(n & 1), "sensors": sensors}
+
+
+def _decode_any(data: bytes, start: int) -> dict[str, Any]:
+    """Any TelemetryReading body (map blocks of any size), or what is wrong with it."""
     try:
         event_id, pos = _string(data, start)
         asset_id, pos = _string(data, pos)

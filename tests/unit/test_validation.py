@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -174,3 +175,38 @@ def test_integer_beyond_float_range_is_out_of_range_and_its_detail_stays_short(
         check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
 
     assert len(caught.value.detail) < 200
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (float("inf"), "non_finite_value"), (float("nan"), "non_finite_value"),
+    (1e308, None), (-1.0, "out_of_range"),
+])
+def test_an_unbounded_sensor_still_refuses_what_is_not_finite(
+    make_reading: Callable[..., Reading], profiles: dict[str, Profile], now_ms: int,
+    value: float, reason: str | None,
+) -> None:
+    """A sensor without an upper bound still refuses inf and nan as non-finite values."""
+    cnc = profiles["cnc"]
+    open_ended = dataclasses.replace(cnc, sensors=tuple(
+        dataclasses.replace(s, max=float("inf")) if s.name == "power" else s
+        for s in cnc.sensors))
+    reading = make_reading(sensors={"power": value})
+
+    if reason is None:
+        _, values = check_reading(reading, {"cnc": open_ended}, now_ms=now_ms,
+                                  max_future_ms=MAX_FUTURE_MS)
+        assert values[cnc.sensor_names.index("power")] == value
+        return
+    with pytest.raises(InvalidReadingError) as caught:
+        check_reading(reading, {"cnc": open_ended}, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
+    assert caught.value.reason == reason
+
+
+def test_the_first_bad_sensor_in_profile_order_names_the_reason(
+    make_reading: Callable[..., Reading], profiles: dict[str, Profile], now_ms: int
+) -> None:
+    """Out of range before a nan, in profile order: the out-of-range one is the reason."""
+    reading = make_reading(sensors={"temperature": 999.0, "power": float("nan")})
+
+    with pytest.raises(InvalidReadingError, match=r"^out_of_range: sensor temperature="):
+        check_reading(reading, profiles, now_ms=now_ms, max_future_ms=MAX_FUTURE_MS)
