@@ -108,7 +108,6 @@ def _content_layout(k: int) -> Callable[..., bytes]:
     return struct.Struct(f"<q{k}d").pack
 
 
-
 @dataclass(slots=True)
 class AssetState:
     """Everything needed to compute an asset's next feature row."""
