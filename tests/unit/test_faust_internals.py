@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from aiokafka import TopicPartition as AiokafkaTP
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from prometheus_client import CollectorRegistry
 
 from assetwatch.agents.worker.app import create_app
@@ -53,3 +58,83 @@ def test_the_agent_queue_is_cleared_at_revocations_but_not_when_flow_resumes() -
         return after_resume, (plain.qsize(), queue.qsize())
 
     assert asyncio.run(left()) == ((0, 1), (0, 0))
+
+
+def _telemetry_app() -> tuple[Any, Settings]:
+    settings = Settings(_env_file=None,  # type: ignore[call-arg]
+                        kafka_bootstrap_servers="127.0.0.1:9")
+    return create_app(settings, cast(Scorer, object()), Metrics(CollectorRegistry())), settings
+
+
+def _messages(topic: str, offsets: range) -> list[ConsumerMessage]:
+    return [ConsumerMessage(topic, 2, offset, 0.0, 0, None, b"a", b"v", None,
+                            tp=AiokafkaTP(topic, 2))  # aiokafka's partition tuple, as fetched
+            for offset in offsets]
+
+
+async def _pump(app: Any, messages: list[ConsumerMessage], queue_size: int,
+                agent: Callable[[Any], Awaitable[None]]) -> Any:
+    """Run the consumer's pump over ``messages`` into a direct queue that ``agent`` reads."""
+    app.flow_control.resume()  # as the worker does once started
+    consumer = app.consumer
+    channel = app.channel(maxsize=queue_size)
+    app.topics._topic_name_index[messages[0].topic] = {channel}  # the agent's subscription
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[Any, ConsumerMessage]]:
+        for message in messages:
+            yield message.tp, message
+        fetcher._stopped.set()
+
+    consumer.getmany = getmany
+    reader = asyncio.ensure_future(agent(channel.queue))
+    await consumer._drain_messages(fetcher)
+    await reader
+    return consumer
+
+
+def test_telemetry_messages_reach_the_agent_queue_as_fetched_and_a_full_queue_holds_back(
+) -> None:
+    """No Event is made; a full queue is waited for, and it pauses fetching the partition."""
+    app, settings = _telemetry_app()
+    messages = _messages(settings.telemetry_topic, range(10, 22))
+    taken: list[Any] = []
+    paused: list[set[Any]] = []
+
+    async def agent(queue: Any) -> None:
+        while len(taken) < len(messages):
+            taken.append(await queue.get())
+            paused.append(set(app.consumer._buffered_partitions))
+
+    consumer = asyncio.run(_pump(app, messages, 4, agent))
+
+    assert taken == messages and all(a is b for a, b in zip(taken, messages, strict=True))
+    assert {tp for each in paused for tp in each} == {TP(settings.telemetry_topic, 2)}
+    assert all(type(tp) is TP for each in paused for tp in each)  # Faust's, which it asserts
+    assert consumer._read_offset[messages[0].tp] == 21
+
+
+def test_a_delivery_waiting_on_a_full_queue_is_given_up_when_a_rebalance_begins() -> None:
+    """As Faust's pump does: the seek to the committed offsets reads it again."""
+    app, settings = _telemetry_app()
+    messages = _messages(settings.telemetry_topic, range(0, 4))
+    left: list[Any] = []
+
+    async def agent(queue: Any) -> None:
+        return None
+
+    async def run() -> Any:
+        app.consumer.suspend_flow.set()  # a rebalance began
+        consumer = await _pump(app, messages, 2, agent)
+        queue = next(iter(app.topics._topic_name_index[settings.telemetry_topic])).queue
+        for _ in range(2):
+            while not queue.empty():
+                left.append(queue.get_nowait())
+            for _ in range(10):  # loop turns in which a put left waiting for room would land
+                await asyncio.sleep(0)
+        return consumer
+
+    consumer = asyncio.run(run())
+
+    assert left == messages[:2]  # put while there was room; the two waiting ones given up
+    assert consumer._read_offset[messages[0].tp] == 3
