@@ -6,7 +6,8 @@ child's pipe, and that write blocks for good if the child dies before reading it
 loop it stopped heartbeats, commits and /health. Failed starts and calls that kill the helper
 are retried with back-off; after ``scoring_helper_attempts`` failures in a row the worker
 fails loudly (:meth:`AgentProgress.fail`: /live down, exit status 3) and
-:class:`ScoringHelperLostError` is raised.
+:class:`ScoringHelperLostError` is raised. A call whose helper exited is failed even when
+the pool does not notice (agents/worker/process_exit.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from assetwatch.agents.worker.helper_start import start_ignoring_interrupts
+from assetwatch.agents.worker.process_exit import ExitWatch, result_unless_gone
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperLostError
 from assetwatch.settings import Settings
@@ -60,6 +62,7 @@ class HelperProcess:
         self._backoff_s = settings.scoring_restart_backoff_s
         self._failures = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._watch: ExitWatch | None = None
         self._starting: Starting | None = self._spawn()  # loads from now on
         self._lock = asyncio.Lock()
         self.pid: int | None = None
@@ -75,7 +78,8 @@ class HelperProcess:
         """
         pool = await self._helper()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            result = await result_unless_gone(
+                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited())
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a batch")
             raise HelperDiedError(self._name) from None
@@ -86,9 +90,14 @@ class HelperProcess:
         """``fn(*args)`` in the helper; not retried if it dies (its replacement starts anew)."""
         pool = await self._helper()  # a start under way may have pickled the old models
         try:
-            await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            await result_unless_gone(
+                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited())
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a model swap")
+
+    def _exited(self) -> asyncio.Future[None] | None:
+        """Done once the running helper exits (process_exit: calls its pool never fails)."""
+        return self._watch.exited if self._watch is not None else None
 
     async def _helper(self) -> ProcessPoolExecutor:
         """The running helper, or a new one (raises :class:`ScoringHelperLostError`)."""
@@ -112,12 +121,15 @@ class HelperProcess:
             self._failed(f"the new {self._name} failed to start: {wrapped.exception()!r}")
         else:
             self._pool, self.pid = wrapped.result()
+            self._watch = ExitWatch(self.pid)
             log.info("%s %d started", self._name, self.pid)
 
     def _lost(self, pool: ProcessPoolExecutor, why: str) -> None:
         """``pool``'s helper died: counted once, however many calls it had."""
         if self._pool is pool:
             self._pool = None
+            if self._watch is not None:
+                self._watch.close()
             pool.shutdown(wait=False, cancel_futures=True)
             self._failed(why)
 

@@ -1,0 +1,66 @@
+"""Noticing a helper process's exit on the event loop, for calls its pool may never fail.
+
+A ``ProcessPoolExecutor`` fails the calls of a worker process that died, except when the
+process died halfway through writing a result: the pool's manager thread then waits for the
+rest of that result for good (the pool holds the pipe's write end too, so no end-of-file
+comes), and the call never returns. :func:`result_unless_gone` bounds that wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+UNNOTICED_EXIT_S = 5.0
+"""How long after a helper's exit its pool may take to fail its calls (it takes
+milliseconds); past that the pool is taken as stuck and the call as failed."""
+
+
+class ExitWatch:
+    """A future done when process ``pid`` exits (Linux pidfd; None where there is none)."""
+
+    def __init__(self, pid: int) -> None:
+        self.exited: asyncio.Future[None] | None = None
+        self._fd: int | None = None
+        try:
+            self._fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux, an old kernel, or already reaped
+            return
+        self._loop = asyncio.get_running_loop()
+        self.exited = self._loop.create_future()
+        self._loop.add_reader(self._fd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        if self.exited is not None and not self.exited.done():
+            self.exited.set_result(None)
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching (the process exited, or its pool is given up)."""
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+
+async def result_unless_gone(result: asyncio.Future[T], exited: asyncio.Future[None] | None,
+                             grace_s: float = UNNOTICED_EXIT_S) -> T:
+    """``result``'s value; BrokenProcessPool if the process exited and the pool did not say.
+
+    ``grace_s`` is a bound on the pool noticing, not a synchronisation: a call whose pool
+    noticed fails with the pool's own BrokenProcessPool at once.
+    """
+    if exited is not None and not result.done():
+        either: set[asyncio.Future[Any]] = {result, exited}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not result.done():
+            await asyncio.wait({result}, timeout=grace_s)
+        if not result.done():
+            result.cancel()
+            raise BrokenProcessPool(f"the helper exited and its pool did not fail the call "
+                                    f"within {grace_s}s (a result cut off mid-write)")
+    return await result
