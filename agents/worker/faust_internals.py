@@ -15,7 +15,8 @@ idempotence, which tansu 0.6.0 does not keep across a broker crash (see agents/w
 On Apache Kafka leave it ``none``: nothing changes.
 
 Whatever the broker, :class:`AssetwatchConsumer` delivers fetched messages without Faust's
-per-message ``wait_first`` when delivery cannot block (see its docstring), and its thread
+per-message ``wait_first`` when delivery cannot block, and puts the telemetry agent's as they
+are on its queue, past the conductor (see its docstring); its thread
 records when the group coordinator last confirmed this member (:func:`membership`), which
 the ownership fence of agents/worker/fence.py reads. :class:`NewestStateTable` makes changelog
 recovery keep each key's newest state rather than its last written one.
