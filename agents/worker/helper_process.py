@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from assetwatch.agents.worker.helper_start import start_ignoring_interrupts
-from assetwatch.agents.worker.process_exit import ExitWatch, result_unless_gone
+from assetwatch.agents.worker.process_exit import ExitWatch, result_unless_gone, unstick
 from assetwatch.agents.worker.progress import AgentProgress
 from assetwatch.errors import ScoringHelperLostError
 from assetwatch.settings import Settings
@@ -79,7 +79,8 @@ class HelperProcess:
         pool = await self._helper()
         try:
             result = await result_unless_gone(
-                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited())
+                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited(),
+                lambda: unstick(pool))
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a batch")
             raise HelperDiedError(self._name) from None
@@ -91,7 +92,8 @@ class HelperProcess:
         pool = await self._helper()  # a start under way may have pickled the old models
         try:
             await result_unless_gone(
-                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited())
+                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited(),
+                lambda: unstick(pool))
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a model swap")
 
