@@ -72,16 +72,7 @@ def _decode_common(data: bytes, start: int) -> dict[str, Any] | None:
             end = pos + 1 + (size >> 1)
             strings.append(data[pos + 1 : end].decode())
             pos = end  # an overrun cut the slice short: the next read fails, or the end check
-        n = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            n |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-            if shift == 7 * _MAX_VARINT_BYTES:
-                return None
+        timestamp, pos = _long(data, pos)
         count = data[pos]
         if count & 0x81:
             return None
@@ -98,12 +89,12 @@ def _decode_common(data: bytes, start: int) -> dict[str, Any] | None:
             if data[pos]:  # a second block
                 return None
             pos += 1
-    except (IndexError, UnicodeDecodeError, struct.error):
+    except (IndexError, UnicodeDecodeError, struct.error, SerializationError):
         return None
     if pos != len(data):
         return None
     return {"event_id": strings[0], "asset_id": strings[1], "asset_type": strings[2],
-            "timestamp": (n >> 1) ^ -(n & 1), "sensors": sensors}
+            "timestamp": timestamp, "sensors": sensors}
 
 
 def _decode_any(data: bytes, start: int) -> dict[str, Any]:
