@@ -78,9 +78,7 @@ class HelperProcess:
         """
         pool = await self._helper()
         try:
-            result = await result_unless_gone(
-                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited(),
-                lambda: unstick(pool))
+            result = await self._run(pool, fn, *args)
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a batch")
             raise HelperDiedError(self._name) from None
@@ -91,15 +89,19 @@ class HelperProcess:
         """``fn(*args)`` in the helper; not retried if it dies (its replacement starts anew)."""
         pool = await self._helper()  # a start under way may have pickled the old models
         try:
-            await result_unless_gone(
-                asyncio.get_running_loop().run_in_executor(pool, fn, *args), self._exited(),
-                lambda: unstick(pool))
+            await self._run(pool, fn, *args)
         except BrokenProcessPool:
             self._lost(pool, f"the {self._name} died during a model swap")
 
-    def _exited(self) -> asyncio.Future[None] | None:
-        """Done once the running helper exits (process_exit: calls its pool never fails)."""
-        return self._watch.exited if self._watch is not None else None
+    async def _run(self, pool: ProcessPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in ``pool``; BrokenProcessPool once its helper is gone.
+
+        Also when the pool never notices the exit (agents/worker/process_exit.py).
+        """
+        exited = self._watch.exited if self._watch is not None else None
+        return await result_unless_gone(
+            asyncio.get_running_loop().run_in_executor(pool, fn, *args), exited,
+            lambda: unstick(pool))
 
     async def _helper(self) -> ProcessPoolExecutor:
         """The running helper, or a new one (raises :class:`ScoringHelperLostError`)."""
