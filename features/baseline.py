@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assetwatch.features.profiles import Profile
+from assetwatch.features.running import Segments, running
 from assetwatch.features.windows import BucketedWindow
 
 NO_TIME = -1
@@ -111,6 +112,60 @@ class Baseline:
         out.append(float(self.n))
         out.extend(self.sums)
         out.extend(self.sumsqs)
+
+
+def observe_sorted(baselines: Sequence[Baseline], profile: Profile, assets: Segments,
+                   ts_ms: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """:meth:`Baseline.observe` then :meth:`Baseline.snapshot_into` for many assets at once.
+
+    Row ``i`` is a reading of ``baselines[assets.of_row[i]]``, each asset's rows adjacent and
+    in fold order; ``means`` holds each reading's baseline window means (watched sensors)
+    after its fold. Returns one :func:`snapshot_width` row per reading and leaves every
+    baseline as :meth:`Baseline.observe` would, bit for bit: calibration is a prefix of an
+    asset's readings, and its sums are accumulated in order (:func:`running`; a reading
+    not summed adds an exact 0.0).
+    """
+    b, group = len(profile.baseline_sensors), assets.of_row
+    spec = profile.windows[profile.baseline_window]
+    earliest = np.array([[np.inf if x.first_ts_ms == NO_TIME else float(x.first_ts_ms)]
+                         for x in baselines])
+    first = running(earliest, ts_ms[:, None].astype(float), assets, np.minimum.accumulate,
+                    np.inf)[:, 0]
+    since = ts_ms - first
+    complete = since >= (spec.length_s - spec.bucket_s) * 1000
+    seen = np.array([x.seen for x in baselines])[group] + assets.position
+    complete_before = _within(np.cumsum(complete), assets) - complete
+    n = np.array([x.n for x in baselines])
+    still = ((seen < profile.baseline.calibration_readings)
+             | (n[group] + complete_before < 2)).astype(float)
+    calibrating = running(np.ones((len(baselines), 1)), still[:, None], assets,
+                          np.minimum.accumulate, np.inf)[:, 0] > 0.0
+    summed = calibrating & complete
+    out = np.empty((len(ts_ms), 3 + 2 * b))
+    out[:, 0] = calibrating | ~complete
+    out[:, 1] = since >= profile.windows_complete_s * 1000
+    out[:, 2] = n[group] + _within(np.cumsum(summed), assets)
+    terms = np.where(summed[:, None], means, 0.0)
+    shape = (len(baselines), b)
+    out[:, 3 : 3 + b] = running(np.array([x.sums for x in baselines]).reshape(shape), terms,
+                                assets)
+    out[:, 3 + b :] = running(np.array([x.sumsqs for x in baselines]).reshape(shape),
+                              terms * terms, assets)
+    lasts = np.cumsum(assets.lengths) - 1
+    cal_counts = np.add.reduceat(calibrating.astype(np.int64), lasts - assets.lengths + 1)
+    for x, row, first_ts, calibrated in zip(baselines, out[lasts].tolist(),
+                                            first[lasts].tolist(), cal_counts.tolist(),
+                                            strict=True):
+        x.first_ts_ms, x.seen, x.n = int(first_ts), x.seen + int(calibrated), int(row[2])
+        x.sums, x.sumsqs = row[3 : 3 + b], row[3 + b :]
+    return out
+
+
+def _within(cumulative: np.ndarray, assets: Segments) -> np.ndarray:
+    """An inclusive cumulative sum over all rows restarted at each asset's first row."""
+    before = np.concatenate(([0], cumulative[np.cumsum(assets.lengths)[:-1] - 1]))
+    restarted: np.ndarray = cumulative - before[assets.of_row]
+    return restarted
 
 
 def snapshot_width(profile: Profile) -> int:

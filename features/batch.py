@@ -12,20 +12,25 @@ import numpy as np
 
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState
 
 
 def fold_in_order(extractor: FeatureExtractor, asset_ids: Sequence[str],
-                  timestamps: Sequence[int], values: Sequence[Sequence[float]]
-                  ) -> list[list[float]]:
-    """Fold each reading into its asset's state in the order given; one snapshot per reading."""
-    states: dict[str, AssetState] = {}
-    snapshots = []
-    for asset, ts, vals in zip(asset_ids, timestamps, values, strict=True):
-        state = states.get(asset)
-        if state is None:
-            state = states[asset] = extractor.new_state()
-        snapshots.append(extractor.fold(state, ts, vals))
+                  timestamps: Sequence[int], values: Sequence[Sequence[float]]) -> np.ndarray:
+    """Fold each reading into its asset's state in the order given; one snapshot row each.
+
+    Each asset's readings are folded together (:meth:`FeatureExtractor.fold_many`), as a
+    worker folds a batch's: assets do not depend on one another.
+    """
+    by_asset: dict[str, list[int]] = {}
+    for i, asset in enumerate(asset_ids):
+        by_asset.setdefault(asset, []).append(i)
+    groups = list(by_asset.values())
+    snapshots = np.empty((len(asset_ids), extractor.snapshot_width))
+    if groups:
+        snapshots[[i for rows in groups for i in rows]] = extractor.fold_many(
+            [extractor.new_state() for _ in groups],
+            [[timestamps[i] for i in rows] for rows in groups],
+            [[values[i] for i in rows] for rows in groups])
     return snapshots
 
 
@@ -42,6 +47,6 @@ def feature_rows(profile: Profile, asset_ids: np.ndarray, timestamps: np.ndarray
                               np.asarray(timestamps, dtype=np.int64)[order].tolist(),
                               np.asarray(values, dtype=float)[order].tolist())
     rows = np.empty((len(order), len(extractor.names)))
-    if snapshots:
+    if len(snapshots):
         rows[order] = extractor.rows(snapshots)
     return rows

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
-from assetwatch.features.baseline import BaselineScores, baseline_scores, snapshot_width
+from assetwatch.features.baseline import (
+    BaselineScores,
+    baseline_scores,
+    observe_sorted,
+    snapshot_width,
+)
 from assetwatch.features.profiles import Profile
+from assetwatch.features.running import Segments
 from assetwatch.features.state import NO_TIME, AssetState
+from assetwatch.features.windows import fold_sorted
 
 Snapshots = Sequence[Sequence[float]] | np.ndarray
 """Per-reading snapshots from :meth:`FeatureExtractor.fold`, as lists or one matrix."""
@@ -54,9 +62,12 @@ class FeatureExtractor:
         """The state of an asset not seen before."""
         return AssetState.empty(self.profile)
 
-    def is_late(self, state: AssetState, ts_ms: int, grace_ms: int) -> bool:
-        """True when a reading is older than the asset's newest one by more than the grace."""
-        return state.watermark_ms != NO_TIME and ts_ms < state.watermark_ms - grace_ms
+    def is_late(self, newest_ms: int, ts_ms: int, grace_ms: int) -> bool:
+        """True when a reading is older than the asset's newest one by more than the grace.
+
+        ``newest_ms`` is the asset's watermark, or :data:`NO_TIME` before its first reading.
+        """
+        return newest_ms != NO_TIME and ts_ms < newest_ms - grace_ms
 
     def fold(self, state: AssetState, ts_ms: int, values: Sequence[float]) -> list[float]:
         """Fold one reading (values in profile sensor order) in; return its snapshot.
@@ -88,6 +99,84 @@ class FeatureExtractor:
             state.prev_ts_ms = ts_ms
             state.prev_values = list(values)
         return snapshot
+
+    def fold_many(self, states: Sequence[AssetState], timestamps: Sequence[Sequence[int]],
+                  values: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
+        """Fold each asset's readings into its state, in the order given; one snapshot each.
+
+        ``timestamps[j]`` and ``values[j]`` are the readings of ``states[j]``; the snapshots
+        come back asset after asset, each asset's in its order. The same as :meth:`fold` per
+        reading, bit for bit (only the sign of a zero extremum may differ). The assets whose
+        readings are in time order are folded together a column at a time
+        (:func:`fold_sorted`, :func:`observe_sorted`); any other goes through :meth:`fold`.
+        """
+        offsets = np.cumsum([0, *map(len, timestamps)]).tolist()
+        out = np.empty((offsets[-1], self.snapshot_width))
+        in_order = [self._in_order(state, ts) for state, ts in zip(states, timestamps,
+                                                                      strict=True)]
+        for j, ok in enumerate(in_order):
+            if not ok:
+                out[offsets[j] : offsets[j + 1]] = self.snapshots(
+                    [self.fold(states[j], ts, v) for ts, v in zip(timestamps[j], values[j],
+                                                                  strict=True)])
+        if all(in_order):
+            self._fold_sorted(states, timestamps, values, out)
+        elif any(in_order):
+            chosen = [j for j, ok in enumerate(in_order) if ok]
+            rows = [i for j in chosen for i in range(offsets[j], offsets[j + 1])]
+            out[rows] = self._fold_sorted([states[j] for j in chosen],
+                                          [timestamps[j] for j in chosen],
+                                          [values[j] for j in chosen],
+                                          np.empty((len(rows), self.snapshot_width)))
+        return out
+
+    def _fold_sorted(self, states: Sequence[AssetState], timestamps: Sequence[Sequence[int]],
+                     values: Sequence[Sequence[Sequence[float]]], out: np.ndarray) -> np.ndarray:
+        """:meth:`fold_many` of assets whose readings are in time order, into ``out``."""
+        k, n = self._k, len(out)
+        assets = Segments.of(np.repeat(np.arange(len(states)), [len(t) for t in timestamps]))
+        ts = np.fromiter(chain.from_iterable(timestamps), np.int64, n)
+        x = np.array(list(chain.from_iterable(values)), dtype=float).reshape(n, k)
+        out[:, :k] = x
+        out[:, k] = 1.0
+        out[1:, k + 1] = (ts[1:] - ts[:-1]) / 1000.0
+        out[1:, k + 2 : 2 * k + 2] = x[:-1]
+        # an asset's first reading follows its state's previous one, if it has one
+        lasts = np.cumsum(assets.lengths) - 1
+        firsts = lasts - assets.lengths + 1
+        has = np.array([bool(state.prev_values) for state in states])
+        prev_ts = np.array([state.prev_ts_ms for state in states], dtype=np.int64)
+        prev = np.array([state.prev_values or self._no_prev[2:] for state in states])
+        out[firsts, k] = has
+        out[firsts, k + 1] = np.where(has, (ts[firsts] - prev_ts) / 1000.0, 0.0)
+        out[firsts, k + 2 : 2 * k + 2] = np.where(has[:, None], prev, 0.0)
+        contributions = np.concatenate((np.ones((n, 1)), x, x * x, x, x), axis=1)
+        pos = 2 * k + 2
+        for j, window in enumerate(states[0].windows):
+            out[:, pos : pos + window.bucket_width] = fold_sorted(
+                [state.windows[j] for state in states], assets.of_row, ts, contributions)
+            pos += window.bucket_width
+        means = out[:, self._baseline_sums] / out[:, self._baseline_count, None]
+        out[:, pos:] = observe_sorted([state.baseline for state in states], self.profile,
+                                      assets, ts, means)
+        for state, last_ts, last in zip(states, ts[lasts].tolist(), x[lasts].tolist(),
+                                        strict=True):
+            state.watermark_ms = max(state.watermark_ms, last_ts)
+            state.prev_ts_ms, state.prev_values = last_ts, last
+        return out
+
+    def _in_order(self, state: AssetState, ts_ms: Sequence[int]) -> bool:
+        """True when no reading is older than the one before it (nor than the state's newest).
+
+        Then every reading is in order for :meth:`fold` (it becomes the previous one), and
+        no window finds one too old.
+        """
+        newest = max(state.prev_ts_ms, state.watermark_ms)
+        for ts in ts_ms:
+            if ts < newest:
+                return False
+            newest = ts
+        return True
 
     def update(self, state: AssetState, ts_ms: int, values: Sequence[float]) -> list[float]:
         """Fold one reading in and return its feature row."""

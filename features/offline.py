@@ -20,7 +20,7 @@ def compute_features(readings: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     order), exactly as a worker folds them; the result is aligned with ``readings.index``.
     """
     extractor, index, snapshots = _folded(readings, profile)
-    features = pd.DataFrame(extractor.rows(snapshots) if snapshots else None, index=index,
+    features = pd.DataFrame(extractor.rows(snapshots) if len(snapshots) else None, index=index,
                             columns=list(extractor.names))
     return features.loc[readings.index]
 
@@ -47,7 +47,7 @@ def windows_complete(readings: pd.DataFrame, profile: Profile) -> np.ndarray:
 
 
 def _folded(readings: pd.DataFrame, profile: Profile
-            ) -> tuple[FeatureExtractor, pd.Index, list[list[float]]]:
+            ) -> tuple[FeatureExtractor, pd.Index, np.ndarray]:
     """Every reading folded into its asset's state, in the order a worker folds them."""
     missing = {"asset_id", "timestamp", *profile.sensor_names} - set(readings.columns)
     if missing:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from assetwatch.errors import InvalidReadingError, SerializationError
 from assetwatch.features.baseline import Baseline
@@ -40,8 +42,42 @@ class Scorable:
 
     inbound: Inbound
     reading: dict[str, Any]
-    features: list[float]
-    """The reading's snapshot (:meth:`FeatureExtractor.fold`); rows are built per batch."""
+
+
+@dataclass(slots=True)
+class _Unfolded:
+    """An asset's readings taken so far in the batch, folded together when it is read."""
+
+    state: AssetState
+    profile: str
+    newest_ms: int
+    """The asset's watermark with these readings (a later one is late against it)."""
+    timestamps: list[int] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    """Their places in the profile's scorable readings."""
+    folded: list[tuple[list[int], np.ndarray]] = field(default_factory=list)
+    """Readings folded already (before a baseline reset): their places and snapshots."""
+
+    def folded_as(self, snapshots: np.ndarray) -> None:
+        """The readings taken since the last fold are folded, to ``snapshots``."""
+        self.folded.append((self.rows, snapshots))
+        self.timestamps, self.values, self.rows = [], [], []
+
+
+def _fold(extractor: FeatureExtractor, assets: Sequence[_Unfolded]) -> None:
+    """Fold the readings each of ``assets`` (of one profile) took since its last fold."""
+    assets = [taken for taken in assets if taken.rows]
+    if not assets:
+        return
+    snapshots = extractor.fold_many([taken.state for taken in assets],
+                                    [taken.timestamps for taken in assets],
+                                    [taken.values for taken in assets])
+    start = 0
+    for taken in assets:
+        end = start + len(taken.rows)
+        taken.folded_as(snapshots[start:end])
+        start = end
 
 
 @dataclass
@@ -49,6 +85,9 @@ class Prepared:
     """A batch after feature extraction, before scoring."""
 
     by_profile: dict[str, list[Scorable]] = field(default_factory=dict)
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per profile, the snapshot (:meth:`FeatureExtractor.fold`) of each scorable reading,
+    row-aligned with ``by_profile``; rows are built from them per batch."""
     dead_letters: list[Outbound] = field(default_factory=list)
     dead_letter_reasons: list[str] = field(default_factory=list)
     states: dict[bytes, AssetState] = field(default_factory=dict)
@@ -96,25 +135,28 @@ class Preparer:
         """Decode, validate and fold every reading into its asset's state, in order."""
         prepared = Prepared()
         now_ms = int(self._clock() * 1000)
+        unfolded: dict[bytes, _Unfolded] = {}
         for inbound in batch:
             if inbound.value is not None and inbound.value.startswith(self._reset_header):
-                self._reset(prepared, inbound, load_state)
+                self._reset(prepared, inbound, load_state, unfolded)
                 continue
             reading: dict[str, Any] | None = None
             try:
                 reading = self._decode(inbound)
                 profile, values = check_reading(reading, self._profiles, now_ms, self._future_ms,
                                                 self._past_ms, self._settings.max_id_length)
-                features = self._fold(prepared, inbound, reading, profile, values, load_state)
+                taken = self._take(prepared, inbound, reading, profile, values, load_state,
+                                   unfolded)
             except InvalidReadingError as exc:
                 self.reject(prepared, inbound, exc.reason, exc.detail, reading)
                 continue
-            if features is None:
+            if taken is None:
                 prepared.replayed += 1
                 continue
-            prepared.by_profile.setdefault(profile.name, []).append(
-                Scorable(inbound, reading, features)
-            )
+            scorable = prepared.by_profile.setdefault(profile.name, [])
+            taken.rows.append(len(scorable))
+            scorable.append(Scorable(inbound, reading))
+        self._fold(prepared, unfolded.values())
         return prepared
 
     def forget(self) -> None:
@@ -167,7 +209,7 @@ class Preparer:
             raise InvalidReadingError(reason, str(exc)) from exc
         raise InvalidReadingError("undecodable", f"neither Avro nor JSON: {value[:16]!r}")
 
-    def _fold(
+    def _take(
         self,
         prepared: Prepared,
         inbound: Inbound,
@@ -175,13 +217,13 @@ class Preparer:
         profile: Profile,
         values: list[float],
         load_state: LoadState,
-    ) -> list[float] | None:
-        """The reading's feature snapshot, or None if its state already holds it (a replay).
+        unfolded: dict[bytes, _Unfolded],
+    ) -> _Unfolded | None:
+        """Take the reading for folding with its asset's others; None if its state holds it.
 
         Outputs are delivered before states are written, so a state that holds a reading
-        proves its prediction or dead letter was already published.
+        proves its prediction or dead letter was already published (a replay).
         """
-        extractor = self._extractors[profile.name]
         asset = reading["asset_id"].encode()
         if inbound.key != asset:
             # Feature state is partitioned by the message key: a reading keyed otherwise
@@ -196,16 +238,38 @@ class Preparer:
             return None
         event, content = event_digest(reading["event_id"]), content_digest(ts, values)
         _refuse_known(state, event, content, reading["event_id"])
-        if extractor.is_late(state, ts, self._grace_ms):
+        taken = unfolded.get(asset)
+        if taken is None:
+            taken = unfolded[asset] = _Unfolded(state, profile.name, state.watermark_ms)
+        if self._extractors[profile.name].is_late(taken.newest_ms, ts, self._grace_ms):
             raise InvalidReadingError(
-                "late", f"timestamp {ts} is {state.watermark_ms - ts} ms behind the asset's newest "
+                "late", f"timestamp {ts} is {taken.newest_ms - ts} ms behind the asset's newest "
                 f"reading (grace {self._grace_ms} ms)",
             )
-        features = extractor.fold(state, ts, values)
+        taken.newest_ms = max(taken.newest_ms, ts)
+        taken.timestamps.append(ts)
+        taken.values.append(values)
         state.remember(event, content)
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
-        return features
+        return taken
+
+    def _fold(self, prepared: Prepared, unfolded: Iterable[_Unfolded]) -> None:
+        """Fold each asset's taken readings into its state; place their snapshots by profile."""
+        by_profile: dict[str, list[_Unfolded]] = {}
+        for taken in unfolded:
+            by_profile.setdefault(taken.profile, []).append(taken)
+        for profile, assets in by_profile.items():
+            extractor = self._extractors[profile]
+            _fold(extractor, assets)
+            scorable = prepared.by_profile.get(profile)
+            if not scorable:  # every reading of the profile was refused
+                continue
+            snapshots = prepared.snapshots[profile] = np.empty(
+                (len(scorable), extractor.snapshot_width))
+            for taken in assets:
+                for rows, folded in taken.folded:
+                    snapshots[rows] = folded
 
     def _check_partition(self, inbound: Inbound, asset: bytes) -> None:
         """Refuse a message off its asset's partition: its state would split in two."""
@@ -226,7 +290,8 @@ class Preparer:
             state = prepared.states[asset] = self._decoded.load(asset, profile, raw)
         return state
 
-    def _reset(self, prepared: Prepared, inbound: Inbound, load_state: LoadState) -> None:
+    def _reset(self, prepared: Prepared, inbound: Inbound, load_state: LoadState,
+               unfolded: dict[bytes, _Unfolded]) -> None:
         """A BaselineReset: the asset calibrates afresh from its next reading."""
         try:
             order = codec("BaselineReset").decode(inbound.value or b"")
@@ -248,6 +313,8 @@ class Preparer:
         state = self._state(prepared, asset, profile, load_state)
         if _holds(state, inbound):
             return
+        if asset in unfolded:  # its readings before the order fold into the old baseline
+            _fold(self._extractors[profile.name], [unfolded[asset]])
         state.baseline = Baseline.empty(profile)
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition

@@ -182,7 +182,7 @@ class BatchProcessor:
         the asset state: each reading was valid, only the feature row derived from it is not.
         """
         extractor = self._extractors[profile]
-        snapshots = extractor.snapshots([item.features for item in items])
+        snapshots = prepared.snapshots[profile]
         features = extractor.rows(snapshots)
         rows = _Rows(items, snapshots, features)
         # Two reductions, no temporary matrix, in the usual case; NaN propagates through

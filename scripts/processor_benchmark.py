@@ -8,8 +8,9 @@ benchmark does, Avro-encodes them as a producer would and keys them to their mur
 partition, then runs them through :class:`BatchProcessor` (prepare, score, observers) in
 batches, keeping each changed state for the next batch as the worker's table does. Prints one
 JSON line: the median µs per event over ``--repeat`` passes (each from empty states), with the
-prepare / score split. It measures what the scoring helper does besides delivery and IPC, so
-hot-path changes can be compared on a noisy machine within one run.
+prepare / score split. The garbage collector is tuned as the helper tunes it. It measures
+what the scoring helper does besides delivery and IPC, so hot-path changes can be compared
+on a noisy machine within one run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
+from assetwatch.agents.worker.collector import tune_for_batches
 from assetwatch.features.profiles import load_profile
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.training import synthetic_readings, train_models
@@ -76,6 +78,7 @@ def main() -> None:
                                 offsets[partition]))
         offsets[partition] += 1
     batches = [messages[i : i + args.batch] for i in range(0, len(messages), args.batch)]
+    tune_for_batches()  # the collector as the scoring helper sets it
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp),  # type: ignore[call-arg]
                             profiles=("cnc",), partitions=PARTITIONS)

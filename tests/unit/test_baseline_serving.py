@@ -95,22 +95,43 @@ def test_calibrating_readings_say_so_raise_nothing_and_later_shifts_are_flagged(
     assert len(judged.records[Output.ASSET_ALERT]) == 1
 
 
-def test_a_reset_order_makes_the_asset_calibrate_afresh_and_is_not_reapplied(
-    processor: BatchProcessor, cnc: Profile, now_ms: int
-) -> None:
+def _calibrated(processor: BatchProcessor, cnc: Profile, now_ms: int
+                ) -> tuple[list[bytes], dict[bytes, bytes], bytes]:
+    """20 readings after a finished calibration, the stored state and a reset order."""
     n_calibration = cnc.baseline.calibration_readings
     values = _readings(cnc, now_ms, n_calibration + 20, shift_from=10**9)
     store: dict[bytes, bytes] = {}
     _run(processor, values[:n_calibration], store, 0)
     reset = codec("BaselineReset").encode({"asset_id": ASSET, "asset_type": "cnc",
                                            "requested_timestamp": now_ms, "reason": "repair"})
+    return values[n_calibration:], store, reset
 
-    outcome = _run(processor, [reset, *values[n_calibration:]], store, n_calibration)
+
+def test_a_reset_order_makes_the_asset_calibrate_afresh_and_is_not_reapplied(
+    processor: BatchProcessor, cnc: Profile, now_ms: int
+) -> None:
+    n_calibration = cnc.baseline.calibration_readings
+    after, store, reset = _calibrated(processor, cnc, now_ms)
+
+    outcome = _run(processor, [reset, *after], store, n_calibration)
     replayed = _run(processor, [reset], store, n_calibration)
 
     assert outcome.dead_letters == []
     assert all(p["calibrating"] for p in _predictions(outcome))
     assert replayed.states == {}
+
+
+def test_a_reset_within_a_batch_takes_effect_from_its_place_in_it(
+    processor: BatchProcessor, cnc: Profile, now_ms: int
+) -> None:
+    """The readings before the order are judged against the old baseline, those after calibrate."""
+    after, store, reset = _calibrated(processor, cnc, now_ms)
+
+    outcome = _run(processor, [*after[:12], reset, *after[12:]], store,
+                   cnc.baseline.calibration_readings)
+
+    assert [p["calibrating"] for p in _predictions(outcome)] == [False] * 12 + [True] * 8
+    assert outcome.dead_letters == []
 
 
 def test_a_reset_for_an_unserved_profile_is_a_dead_letter(

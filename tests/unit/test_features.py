@@ -314,7 +314,8 @@ def test_is_late_compares_against_the_newest_reading_and_the_grace(
     if watermark_s is not None:
         extractor.update(state, START_MS + int(watermark_s * 1000), [60.0, 2.0, 1000.0, 10.0])
 
-    assert extractor.is_late(state, START_MS + int(reading_s * 1000), grace_ms=30_000) is late
+    reading_ms = START_MS + int(reading_s * 1000)
+    assert extractor.is_late(state.watermark_ms, reading_ms, grace_ms=30_000) is late
 
 
 # --- state --------------------------------------------------------------------------------

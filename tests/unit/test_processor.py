@@ -473,7 +473,7 @@ def test_a_feature_row_the_model_cannot_take_is_dead_lettered_alone(
     )
     prepared = processor.prepare(batch, {}.get)
     # the snapshot starts with the raw readings: poison the one the "power" feature copies
-    prepared.by_profile["cnc"][2].features[cnc.sensor_names.index("power")] = bad
+    prepared.snapshots["cnc"][2, cnc.sensor_names.index("power")] = bad
 
     outcome = processor.score(prepared)
 
@@ -499,7 +499,7 @@ def test_a_profile_whose_every_row_is_unscorable_never_calls_its_model(
         settings, {"cnc": cnc, "pump": pump}, models, clock=lambda: now_ms / 1000
     )
     prepared = processor.prepare(_batch([(b"cnc-001", _avro(make_reading()))]), {}.get)
-    prepared.by_profile["cnc"][0].features[0] = float("nan")
+    prepared.snapshots["cnc"][0, 0] = float("nan")
 
     outcome = processor.score(prepared)
 
@@ -665,3 +665,4 @@ def test_the_report_carries_each_assets_newest_predictions_and_feature_row(
     assert newest == [f"e-{i}" for i in range(5, 25, 2)][-RECENT_PREDICTIONS:]
     names, row = report.latest["cnc-000"]
     assert len(names) == row.shape[0] > 10 and row.base is None  # an own copy, not a view
+
