@@ -126,13 +126,15 @@ class AssetState:
     """Event id digests of the newest :data:`RECENT_EVENTS` readings folded in, oldest first."""
     recent_contents: list[float] = field(default_factory=list)
     """Their content digests, in the same order."""
+    profile: str = ""
+    """The profile the state was made or read for (not stored: the bytes are the profile's)."""
 
     @classmethod
     def empty(cls, profile: Profile) -> AssetState:
         """The state of an asset before its first reading."""
         k = len(profile.sensors)
         return cls(windows=[BucketedWindow(spec, k) for spec in profile.windows],
-                   baseline=Baseline.empty(profile))
+                   baseline=Baseline.empty(profile), profile=profile.name)
 
     def seen(self, event: float) -> float | None:
         """The content digest of event id digest ``event`` if the state remembers it."""

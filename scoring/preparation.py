@@ -283,11 +283,19 @@ class Preparer:
 
     def _state(self, prepared: Prepared, asset: bytes, profile: Profile,
                load_state: LoadState) -> AssetState:
-        """The asset's state in this batch, loaded on its first reading."""
+        """The asset's state in this batch, loaded on its first reading.
+
+        Raises :class:`InvalidReadingError` when the state is another profile's: an asset's
+        readings must keep one type, or they would fold into windows of other sensors.
+        """
         state = prepared.states.get(asset)
         if state is None:
             raw = prepared.loaded[asset] = load_state(asset)
             state = prepared.states[asset] = self._decoded.load(asset, profile, raw)
+        if state.profile != profile.name:
+            raise InvalidReadingError(
+                "asset_type_changed", f"asset {asset!r} has {state.profile} readings; this one "
+                f"says {profile.name}")
         return state
 
     def _reset(self, prepared: Prepared, inbound: Inbound, load_state: LoadState,
@@ -304,13 +312,13 @@ class Preparer:
                 raise InvalidReadingError("key_mismatch", f"message key {inbound.key!r} is not "
                                           f"the asset id {asset!r}")
             self._check_partition(inbound, asset)
+            state = self._state(prepared, asset, profile, load_state)
         except SerializationError as exc:
             self.reject(prepared, inbound, "undecodable", str(exc), None)
             return
         except InvalidReadingError as exc:
             self.reject(prepared, inbound, exc.reason, exc.detail, None)
             return
-        state = self._state(prepared, asset, profile, load_state)
         if _holds(state, inbound):
             return
         if asset in unfolded:  # its readings before the order fold into the old baseline

@@ -666,3 +666,31 @@ def test_the_report_carries_each_assets_newest_predictions_and_feature_row(
     names, row = report.latest["cnc-000"]
     assert len(names) == row.shape[0] > 10 and row.base is None  # an own copy, not a view
 
+
+def test_an_asset_that_changes_type_has_those_readings_dead_lettered(
+    make_processor: Callable[..., BatchProcessor],
+    make_reading: Callable[..., Reading],
+    pump: Profile,
+) -> None:
+    """Within a batch and from the state kept of the last, never a failed batch."""
+    pump_sensors = {s.name: s.baseline for s in pump.sensors}
+    t0 = make_reading()["timestamp"]
+
+    def typed(asset_type: str, i: int) -> bytes:
+        reading = make_reading(timestamp=t0 + 1_000 * i)
+        if asset_type == "pump":
+            reading = {**reading, "asset_type": "pump", "sensors": pump_sensors}
+        return _avro(reading)
+
+    processor = make_processor()
+    store: dict[bytes, bytes] = {}
+    first = _run(processor, _batch([(b"cnc-001", typed(t, i))
+                                    for i, t in enumerate(["cnc", "pump", "cnc"])]), store)
+    second = processor.process(
+        [Inbound(b"cnc-001", typed("pump", 3), TOPIC, PARTITION, 103)], store.get)
+
+    assert [p["asset_id"] for p in _predictions(first)] == ["cnc-001", "cnc-001"]
+    for outcome, offset in ((first, 101), (second, 103)):
+        [letter] = _dead_letters(outcome)
+        assert (letter["reason"], letter["source_offset"]) == ("asset_type_changed", offset)
+        assert "has cnc readings; this one says pump" in letter["error"]
