@@ -19,6 +19,7 @@ from assetwatch.schemas.codecs import HEADER_LEN, codec
 from assetwatch.schemas.telemetry_reader import (
     _decode_any,
     _decode_common,
+    _layouts,
     check_schema,
     decode_reading,
 )
@@ -146,3 +147,20 @@ def test_a_producer_s_reading_takes_the_one_pass_reader() -> None:
     long_id = {**record, "event_id": "e" * 64}  # a two-byte length: the general reader
     assert _decode_common(TELEMETRY.encode(long_id), HEADER_LEN) is None
     assert decode_reading(TELEMETRY.encode(long_id), HEADER_LEN) == long_id
+
+
+def test_a_known_map_layout_reads_values_and_checks_every_other_byte() -> None:
+    """A producer's second reading takes its learnt layout; a changed name still reads right."""
+    record = {"event_id": "e-1", "asset_id": "cnc-007", "asset_type": "cnc", "timestamp": 5,
+              "sensors": {"temperature": 61.2, "vibration": 2.5, "power": -0.0}}
+    data = TELEMETRY.encode(record)
+    _decode_common(data, HEADER_LEN)  # learns the layout
+    assert ("cnc", len(data) - HEADER_LEN - 17) in _layouts  # 3 strings of 16 B, a 1 B time
+    again = {**record, "sensors": {"temperature": 1e300, "vibration": float("nan"),
+                                   "power": 3.0}}
+    renamed = {**record, "sensors": {"temperature": 61.2, "vibrator": 2.5, "power": 1.0}}
+    reordered = {**record, "sensors": {"vibration": 2.5, "temperature": 61.2, "power": 1.0}}
+    for variant in (again, renamed, reordered):
+        data = TELEMETRY.encode(variant)
+        assert _bits(_decode_common(data, HEADER_LEN)) == _bits(_decode_any(data, HEADER_LEN))
+        assert list(_decode_any(data, HEADER_LEN)["sensors"]) == list(variant["sensors"])
