@@ -47,6 +47,8 @@ class _Asset:
     recent: deque[tuple[bool, float, tuple[str, ...]]]
     raised: bool = False
     last_raise_ms: int | None = None
+    hits: int = 0
+    """Flagged entries among ``recent``."""
 
 
 MAX_TRACKED_ASSETS = 10_000
@@ -63,9 +65,16 @@ class AssetAlertTracker:
     max_assets: int = MAX_TRACKED_ASSETS
     _assets: dict[str, _Asset] = field(default_factory=dict)
 
+    def flags(self, anomaly: bool, failure_probability: float) -> bool:
+        """True when a prediction is flagged: only flagged ones need their top features."""
+        return anomaly or failure_probability >= self.config.threshold
+
     def observe(self, asset: str, event_ms: int, anomaly: bool, failure_probability: float,
                 top_features: tuple[str, ...]) -> AssetTransition | None:
-        """Fold one prediction into its asset's state; the transition it causes, if any."""
+        """Fold one prediction into its asset's state; the transition it causes, if any.
+
+        ``top_features`` counts only if the prediction is flagged (see :meth:`flags`).
+        """
         config = self.config
         state = self._assets.pop(asset, None)  # re-inserted last: the dict is in LRU order
         if state is None:
@@ -73,21 +82,24 @@ class AssetAlertTracker:
             while len(self._assets) >= self.max_assets:
                 del self._assets[next(iter(self._assets))]
         self._assets[asset] = state
-        flagged = anomaly or failure_probability >= config.threshold
-        state.recent.append((flagged, failure_probability, top_features))
-        hits = [entry for entry in state.recent if entry[0]]
+        flagged = self.flags(anomaly, failure_probability)
+        recent = state.recent
+        if len(recent) == config.n and recent[0][0]:
+            state.hits -= 1  # the oldest entry leaves as this one comes in
+        recent.append((flagged, failure_probability, top_features if flagged else ()))
+        state.hits += flagged
         if not state.raised:
-            cooling = (state.last_raise_ms is not None
-                       and event_ms - state.last_raise_ms < config.cooldown_s * 1000)
-            if len(hits) < config.k or cooling:
+            if state.hits < config.k or (state.last_raise_ms is not None and event_ms
+                                         - state.last_raise_ms < config.cooldown_s * 1000):
                 return None
             state.raised, state.last_raise_ms = True, event_ms
+            hits = [entry for entry in recent if entry[0]]
             mean = sum(p for _, p, _ in hits) / len(hits)
             counts = Counter(name for _, _, names in hits for name in names)
             return AssetTransition(
                 "RAISED", "CRITICAL" if mean >= CRITICAL_PROBABILITY else "WARNING",
                 len(hits), mean, tuple(name for name, _ in counts.most_common(CONTRIBUTING)))
-        if hits:
+        if state.hits:
             return None
         state.raised = False
         return AssetTransition("RECOVERED", "INFO", 0, 0.0, ())

@@ -134,8 +134,8 @@ class _MapLayout:
         if self._framing(fields) != self._expected:
             return None
         values = self._values(fields)
-        return dict(zip(self._names, values if len(self._names) > 1 else (values,),
-                        strict=True))
+        # zip without strict=True: the keyword costs a slow call, and the lengths are the layout's
+        return dict(zip(self._names, values if len(self._names) > 1 else (values,)))  # noqa: B905
 
 
 MAX_LAYOUTS = 64

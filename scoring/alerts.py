@@ -44,10 +44,12 @@ class AssetAlerts:
 
     def observe(self, rows: PredictionRows, i: int, model: ScoringModel) -> bytes | None:
         """The encoded AssetAlert prediction ``i`` of ``rows`` raises or recovers, or None."""
-        ids = rows.ids
+        ids, tracker = rows.ids, self._tracker
         asset, event_ms = ids.asset_ids[i], ids.event_ms[i]
-        transition = self._tracker.observe(asset, event_ms, rows.is_anomaly[i],
-                                           rows.failure_probability[i], rows.top_names(i))
+        anomaly, probability = rows.is_anomaly[i], rows.failure_probability[i]
+        transition = tracker.observe(asset, event_ms, anomaly, probability,
+                                     rows.top_names(i) if tracker.flags(anomaly, probability)
+                                     else ())
         if transition is None:
             return None
         return self._codec.encode(asset_alert_record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,32 @@ def test_k_of_n_table(steps: list[Step]) -> None:
         transition = tracker.observe("a", i * 1000, anomaly, probability, ("f",))
         got.append(None if transition is None else transition.state)
     assert got == [expected for _, _, expected in steps]
+
+
+def test_the_tracker_agrees_with_the_rule_counted_afresh_at_every_reading() -> None:
+    """Its running count of flagged readings is the count over the last n, kept exact."""
+    rng = random.Random(5)
+    config = AlertConfig(k=3, n=6, threshold=0.5, cooldown_s=4)
+    tracker = AssetAlertTracker(config)
+    recent: list[tuple[bool, float, tuple[str, ...]]] = []
+    raised, last_raise = False, None
+    for i in range(5_000):
+        anomaly, probability = rng.random() < 0.3, rng.random() * 0.7
+        names = (f"f{rng.randrange(4)}", f"f{rng.randrange(4)}")
+        flagged = anomaly or probability >= config.threshold
+        recent = [*recent, (flagged, probability, names)][-config.n :]
+        hits = [entry for entry in recent if entry[0]]
+        cooling = last_raise is not None and i - last_raise < config.cooldown_s
+        expected = None
+        if not raised and len(hits) >= config.k and not cooling:
+            raised, last_raise, expected = True, i, "RAISED"
+        elif raised and not hits:
+            raised, expected = False, "RECOVERED"
+        transition = tracker.observe("a", i * 1000, anomaly, probability, names)
+        assert (None if transition is None else transition.state) == expected, i
+        if expected == "RAISED":
+            assert transition is not None and transition.flagged == len(hits)
+            assert transition.failure_probability == sum(p for _, p, _ in hits) / len(hits)
 
 
 def test_the_tracker_keeps_at_most_max_assets_and_forgets_the_least_recent() -> None:
