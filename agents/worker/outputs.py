@@ -103,9 +103,24 @@ class OutputPublisher:
             self._failures.append(str(error))
 
     def _send(self, kind: Output, records: Sequence[Outbound]) -> None:
-        wire = self._wires[self._topics[kind]]
+        """Queue ``records``: one ``produce`` call each, anything unusual by :meth:`_produce`.
+
+        Records of one model share one headers list (``model_headers``), joined once here.
+        """
+        topic = self._topics[kind]
+        wire = self._wires[topic]
+        produce, frame, delivered = self._producer.produce, wire.frame, self._on_delivery
+        joined: dict[int, list[Header]] = {}
         for record in records:
-            self._produce(kind, record, wire)
+            extra = record.headers
+            headers = wire.headers if extra is None else joined.get(id(extra))
+            if headers is None:  # first of its kind; extra lives as long as its record
+                headers = joined[id(extra)] = wire.headers + (extra or [])
+            try:
+                produce(topic, frame(record.value), record.key,
+                        on_delivery=partial(delivered, kind, record), headers=headers)
+            except (BufferError, KafkaException):  # a full queue, or a refused record
+                self._produce(kind, record, wire)
 
     def _produce(self, kind: Output, record: Outbound, wire: TopicWire | None = None) -> None:
         """Send ``record`` (its value as encoded: single-object) in its topic's format."""

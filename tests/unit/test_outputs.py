@@ -12,6 +12,7 @@ from assetwatch.agents.worker import scoring
 from assetwatch.agents.worker.outputs import Delivery, OutputPublisher
 from assetwatch.errors import ScoringHelperError
 from assetwatch.schemas.codecs import codec
+from assetwatch.schemas.wire import model_headers
 from assetwatch.scoring.dead_letters import DeadLetterWriter
 from assetwatch.scoring.outcome import Outcome
 from assetwatch.scoring.records import Inbound, Outbound, Output
@@ -78,6 +79,17 @@ def test_every_kind_of_record_goes_to_its_topic(settings: Settings) -> None:
         (Output.DRIFT_ALERT, settings.drift_topic),
         (Output.ASSET_ALERT, settings.asset_alerts_topic),
         (Output.SHADOW_PREDICTION, settings.shadow_predictions_topic))]
+
+
+def test_each_record_carries_its_own_model_s_headers(settings: Settings) -> None:
+    producer = FakeProducer()
+    champion, other = model_headers("m", "1"), model_headers("m", "2")
+    records = [Outbound(b"a", b"1", None, champion), Outbound(b"b", b"2", None, other),
+               Outbound(b"c", b"3", None, champion), Outbound(b"d", b"4")]
+    OutputPublisher(settings, producer).deliver(Outcome({Output.PREDICTION: records}))
+
+    assert [h.get("model_version") for _, h in producer.headers] == [b"1", b"2", b"1", None]
+    assert all(h["content-type"] for _, h in producer.headers)
 
 
 def test_a_prediction_the_producer_refuses_becomes_its_dead_letter(settings: Settings) -> None:
