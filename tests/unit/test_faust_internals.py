@@ -9,12 +9,13 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition as AiokafkaTP
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from prometheus_client import CollectorRegistry
 
 from assetwatch.agents.worker.app import create_app
-from assetwatch.agents.worker.faust_internals import channel_queue
+from assetwatch.agents.worker.faust_internals import ack, channel_queue
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.settings import Settings
@@ -138,3 +139,67 @@ def test_a_delivery_waiting_on_a_full_queue_is_given_up_when_a_rebalance_begins(
 
     assert left == messages[:2]  # put while there was room; the two waiting ones given up
     assert consumer._read_offset[messages[0].tp] == 3
+
+
+def test_getmany_yields_what_faust_s_does_reading_each_high_water_mark_once() -> None:
+    """Same records in the same round-robin order; the mark read per partition, not record."""
+    app, settings = _telemetry_app()
+    consumer = app.consumer
+    topic = settings.telemetry_topic
+    records = {TP(topic, 0): ["a0", "a1", "a2"], TP(topic, 1): ["b0", "b1"]}
+    marks: list[TP] = []
+    tracked: list[tuple[TP, int]] = []
+
+    async def next_records(timeout: float) -> tuple[dict[TP, list[str]], None]:
+        return records, None
+
+    def highwater(tp: TP) -> int:
+        marks.append(tp)
+        return 100 + tp.partition
+
+    consumer._wait_next_records = next_records
+    consumer.highwater = highwater
+    consumer._to_message = lambda tp, record: (tp.partition, record)
+    app.monitor.track_tp_end_offset = lambda tp, mark: tracked.append((tp, mark))
+    app.flow_control.resume()
+
+    async def drained(getmany: Callable[..., AsyncIterator[Any]]) -> list[Any]:
+        marks.clear()
+        tracked.clear()
+        return [message async for _, message in getmany(consumer, 1.0)]
+
+    faust_order = asyncio.run(drained(FaustConsumer.getmany))
+    assert len(marks) == 5  # Faust: once per record
+    ours = asyncio.run(drained(type(consumer).getmany))
+
+    assert ours == faust_order and len(ours) == 5
+    assert marks == [TP(topic, 0), TP(topic, 1)]
+    assert tracked == [(TP(topic, 0), 100), (TP(topic, 1), 101)]
+
+
+def test_a_batch_ack_keeps_the_books_faust_s_per_message_ack_keeps() -> None:
+    """Committable offsets, the commit counter and the acked flags.
+
+    With a message acked twice and two below the committed offset.
+    """
+    books = []
+    for bulk in (False, True):
+        app, settings = _telemetry_app()
+        app.topics._acking_topics.add(settings.telemetry_topic)  # as the agent's subscription
+        consumer = app.consumer
+        consumer._committed_offset[TP(settings.telemetry_topic, 2)] = 12
+        messages = [message for message in _messages(settings.telemetry_topic, range(10, 16))]
+        for message in messages:
+            message.tp = TP(message.topic, message.partition)
+            consumer._unacked_messages.add(message)
+        batches = [messages[:4], messages[3:]]
+        for batch in batches:
+            if bulk:
+                ack(app, batch)
+            else:
+                for message in batch:
+                    FaustConsumer.ack(consumer, message)
+        books.append((dict(consumer._acked), dict(consumer._acked_index), consumer._n_acked,
+                      [m.acked for m in messages], len(consumer._unacked_messages)))
+    assert books[0] == books[1]
+    assert books[1][2] == 4  # 12..15: below the committed offset counts once acked, not more
