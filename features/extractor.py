@@ -16,7 +16,7 @@ from assetwatch.features.baseline import (
 from assetwatch.features.profiles import Profile
 from assetwatch.features.running import Segments
 from assetwatch.features.state import NO_TIME, AssetState
-from assetwatch.features.windows import fold_sorted
+from assetwatch.features.window_batch import fold_sorted
 
 Snapshots = Sequence[Sequence[float]] | np.ndarray
 """Per-reading snapshots from :meth:`FeatureExtractor.fold`, as lists or one matrix."""

@@ -4,7 +4,8 @@ A window of length L and bucket b covers the newest bucket (the one holding the 
 newest reading) and the L/b - 1 buckets before it, so it spans between L - b and L seconds
 of event time. Readings arriving out of order land in their own bucket while it is inside the
 window. Window totals are re-derived from the buckets whenever one expires, so no floating
-error accumulates from subtracting.
+error accumulates from subtracting. :mod:`features.window_batch` folds many windows' readings
+at once, with the same results.
 
     >>> from assetwatch.features.profiles import WindowSpec
     >>> w = BucketedWindow(WindowSpec("5m", 300, 10, ("mean", "std", "min", "max")), k=1)
@@ -25,12 +26,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import reduce
 from itertools import islice
-
-import numpy as np
+from operator import add
 
 from assetwatch.features.profiles import WindowSpec
-from assetwatch.features.running import Segments, running
 
 
 class BucketedWindow:
@@ -179,22 +179,6 @@ class BucketedWindow:
         self.head = max(self.buckets) if self.buckets else None
         return pos
 
-    def rederived(self) -> list[float]:
-        """The window's totals derived from its buckets alone.
-
-        As :meth:`_recompute` derives them: its extrema shortcut gives the same values, since
-        a total extremum is always some bucket's.
-        """
-        if not self.buckets:
-            return self._empty_bucket()
-        moments = 1 + 2 * self.k
-        columns = zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True)
-        totals = list(map(math.fsum, islice(columns, moments)))
-        if self.extrema:
-            totals += [min(c) for c in islice(columns, self.k)]
-            totals += [max(c) for c in columns]
-        return totals
-
     def _empty_bucket(self) -> list[float]:
         k = self.k
         bucket = [0.0] * (1 + 2 * k)
@@ -212,11 +196,12 @@ class BucketedWindow:
     def _recompute(self, expired: list[list[float]]) -> None:
         """Re-derive the window totals from its buckets once ``expired`` ones have left.
 
-        Sums are merged a column at a time with ``math.fsum``, which rounds each total once
-        and the same on every Python version (the built-in ``sum`` of floats changed its
-        rounding in 3.12), so online and offline folds agree wherever they run. A minimum
-        (maximum) is re-derived only when an expired bucket held it: otherwise a surviving
-        bucket holds it still, and the total stands as it was.
+        Sums are the buckets' added in bucket order, one plain IEEE addition after another
+        (not the built-in ``sum``, whose rounding changed in 3.12), so online and offline
+        folds agree wherever they run, and :func:`features.window_batch.fold_sorted` adds
+        them the same way for many windows at once. A minimum (maximum) is re-derived only
+        when an expired bucket held it: otherwise a surviving bucket holds it still, and the
+        total stands as it was.
         """
         if not self.buckets:
             self._totals = self._empty_bucket()
@@ -224,7 +209,7 @@ class BucketedWindow:
         k, old = self.k, self._totals
         moments = 1 + 2 * k
         columns = zip(*(self.buckets[i] for i in sorted(self.buckets)), strict=True)
-        totals = list(map(math.fsum, islice(columns, moments)))
+        totals = [reduce(add, column) for column in islice(columns, moments)]
         if self.extrema:
             gone = expired[0] if len(expired) == 1 else self._merged(expired)
             for j, column in enumerate(columns, moments):
@@ -242,84 +227,3 @@ class BucketedWindow:
         return ([0.0] * (1 + 2 * k) + [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
                 + [max(c) for c in columns[1 + 3 * k :]])
 
-
-def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.ndarray,
-                contributions: np.ndarray) -> np.ndarray:
-    """Fold many assets' readings into their windows at once; each reading's window totals.
-
-    ``windows`` are one window (the same spec) of each asset; row ``i`` of ``ts_ms`` and
-    ``contributions`` is a reading of ``windows[group[i]]``, an asset's rows adjacent and in
-    their fold order, their times never falling behind the one before nor behind the
-    window's newest bucket (so no window finds one too old). ``contributions`` holds each
-    reading's ``[1, x, x*x, x, x]``: count, sums, sums of squares, minima, maxima.
-
-    Bit-identical to :meth:`BucketedWindow.add` one reading at a time (only the sign of a zero
-    extremum may differ): a bucket is its first value then its readings in order, the totals
-    run from the window's through every reading until a bucket expires and from the buckets
-    re-derived then, and both are accumulated in order (:func:`running`). Only the expiries
-    go a bucket at a time, in Python.
-    """
-    n = len(ts_ms)
-    if not n:
-        return np.empty((0, windows[0].bucket_width if windows else 0))
-    first = windows[0]
-    width, moments, k = first.bucket_width, 1 + 2 * first.k, first.k
-    steps = contributions[:, :width]
-    index = ts_ms // first.bucket_ms
-    run_starts = np.ones(n, dtype=bool)
-    run_starts[1:] = (index[1:] != index[:-1]) | (group[1:] != group[:-1])
-    run_of = np.cumsum(run_starts) - 1
-    firsts = np.flatnonzero(run_starts)
-    runs = Segments.of(run_of)
-    run_index, run_group = index[firsts].tolist(), group[firsts].tolist()
-    # each run's bucket: the bucket it continues (only an asset's first run can), or empty
-    starts = np.array([_bucket_before(windows[g], b, r == 0 or run_group[r - 1] != g)
-                       for r, (g, b) in enumerate(zip(run_group, run_index, strict=True))])
-    buckets = _accumulated(starts, steps, runs, moments, k)
-    ends = buckets[np.cumsum(runs.lengths) - 1].tolist()
-    # the totals: from the window's at an asset's first run, re-derived where buckets expire
-    segment_starts, segment_totals = np.zeros(len(firsts), dtype=bool), []
-    for r, (g, b) in enumerate(zip(run_group, run_index, strict=True)):
-        window = windows[g]
-        if r == 0 or run_group[r - 1] != g:
-            segment_starts[r] = True
-            segment_totals.append(window._totals)
-        if window.head is None or b > window.head:
-            window.head = b
-            oldest = b - window.n_buckets
-            expired = [i for i in window.buckets if i <= oldest]
-            if expired:
-                for i in expired:
-                    del window.buckets[i]
-                if not segment_starts[r]:
-                    segment_starts[r] = True
-                    segment_totals.append(window.rederived())
-                else:
-                    segment_totals[-1] = window.rederived()
-        window.buckets[b] = ends[r]
-    segments = Segments.of((np.cumsum(segment_starts) - 1)[run_of])
-    totals = _accumulated(np.array(segment_totals), steps, segments, moments, k)
-    lasts = np.flatnonzero(np.append(group[1:] != group[:-1], True))
-    for g, last in zip(group[lasts].tolist(), totals[lasts].tolist(), strict=True):
-        windows[g]._totals = last
-    return totals
-
-
-def _bucket_before(window: BucketedWindow, index: int, continues: bool) -> list[float]:
-    """What bucket ``index`` holds before a run of readings: empty unless ``continues``."""
-    bucket = window.buckets.get(index) if continues else None
-    return window._empty_bucket() if bucket is None else bucket
-
-
-def _accumulated(start: np.ndarray, steps: np.ndarray, segments: Segments, moments: int,
-                 k: int) -> np.ndarray:
-    """Bucket-laid-out rows accumulated per segment: sums, then minima and maxima if any."""
-    out = np.empty_like(steps)
-    out[:, :moments] = running(start[:, :moments], steps[:, :moments], segments)
-    if steps.shape[1] > moments:
-        lows, highs = slice(moments, moments + k), slice(moments + k, moments + 2 * k)
-        out[:, lows] = running(start[:, lows], steps[:, lows], segments,
-                               np.minimum.accumulate, np.inf)
-        out[:, highs] = running(start[:, highs], steps[:, highs], segments,
-                                np.maximum.accumulate, -np.inf)
-    return out

@@ -6,10 +6,12 @@
 Draws ``--readings`` readings of ``--assets`` assets from the simulator (1 s apart per asset,
 the profile's baseline, noise and load cycle), decoded to lists of floats as
 :mod:`assetwatch.scoring.preparation` hands them over, then feeds them in batches of
-``--batch`` as the helper does: ``FeatureExtractor.fold`` per reading, then per batch
-``snapshots`` + ``rows`` + ``baseline`` (:mod:`assetwatch.scoring.processor`), and the
-changed states' ``to_bytes``. Each run starts from empty states. Prints one JSON line per
-profile: the median over ``--repeat`` runs of µs per reading for each part, and its spread.
+``--batch``: ``FeatureExtractor.fold`` per reading (``fold_us``) and, on states of their
+own, ``fold_many`` per batch as the helper folds (``fold_many_us``); then per batch
+``snapshots`` + ``rows`` + ``baseline`` (:mod:`assetwatch.scoring.processor`) and the changed
+states' ``to_bytes``. ``total_us`` counts the one-at-a-time fold. Each run starts from empty
+states. Prints one JSON line per profile: the median over ``--repeat`` runs of µs per
+reading for each part, and its spread.
 Compare figures only within one invocation (or alternating invocations) on a noisy machine.
 """
 
@@ -26,7 +28,7 @@ from assetwatch.features.profiles import Profile, load_profile
 from assetwatch.features.state import AssetState
 from assetwatch.simulation import START_MS, TelemetrySimulator
 
-PARTS = ("fold", "rows", "state_bytes")
+PARTS = ("fold", "fold_many", "rows", "state_bytes")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def run(extractor: FeatureExtractor, readings: Stream, n_assets: int, batch: int
         ) -> dict[str, float]:
     """Seconds spent in each part over one pass of the stream, from empty states."""
     states: list[AssetState] = [extractor.new_state() for _ in range(n_assets)]
+    together: list[AssetState] = [extractor.new_state() for _ in range(n_assets)]
     spent = dict.fromkeys(PARTS, 0.0)
     clock, fold = time.perf_counter, extractor.fold
     for start in range(0, len(readings.assets), batch):
@@ -61,6 +64,14 @@ def run(extractor: FeatureExtractor, readings: Stream, n_assets: int, batch: int
         snapshots = [fold(states[a], ts, v) for a, ts, v in
                      zip(assets, readings.timestamps[start:end], readings.values[start:end],
                          strict=True)]
+        t1 = clock()
+        by_asset: dict[int, list[int]] = {}
+        for i, a in enumerate(assets, start):
+            by_asset.setdefault(a, []).append(i)
+        extractor.fold_many([together[a] for a in by_asset],
+                            [[readings.timestamps[i] for i in rows] for rows in by_asset.values()],
+                            [[readings.values[i] for i in rows] for rows in by_asset.values()])
+        spent["fold_many"] += clock() - t1
         t1 = clock()
         matrix = extractor.snapshots(snapshots)
         extractor.rows(matrix)
@@ -85,7 +96,8 @@ def measure(profile: Profile, args: argparse.Namespace) -> dict[str, object]:
                               "assets": args.assets, "batch": args.batch,
                               "repeat": args.repeat}
     for part in (*PARTS, "total"):
-        us = sorted(scale * (sum(r.values()) if part == "total" else r[part]) for r in runs)
+        us = sorted(scale * (sum(r.values()) - r["fold_many"] if part == "total" else r[part])
+                    for r in runs)
         out[f"{part}_us"] = round(statistics.median(us), 3)
         out[f"{part}_us_range"] = [round(us[0], 3), round(us[-1], 3)]
     return out
