@@ -102,3 +102,20 @@ def test_running_matches_a_python_loop_and_bounds_its_padding() -> None:
             low = [min(m, x) for m, x in zip(low, steps[row].tolist(), strict=True)]
             assert sums[row].tolist() == total and lows[row].tolist() == low
             row += 1
+
+
+def test_times_too_far_apart_for_one_sorted_key_fold_asset_by_asset() -> None:
+    """Offline files may hold any int64 time: a fold then goes one asset at a time."""
+    profile = load_profile("pump")
+    extractor = FeatureExtractor(profile)
+    n_assets = 600  # 600 x 9e15 one-second buckets apart: past an int64 key
+    times = [[far * 9 * 10**18 + 1000 * i for i in range(3)]
+             for far in (0, 1) for _ in range(n_assets // 2)]
+    values = [[[s.baseline + i for s in profile.sensors] for i in range(3)]] * n_assets
+    one = [extractor.new_state() for _ in range(n_assets)]
+    expected = np.concatenate([_one_at_a_time(extractor, state, ts, v)
+                               for state, ts, v in zip(one, times, values, strict=True)])
+    many = [extractor.new_state() for _ in range(n_assets)]
+
+    np.testing.assert_array_equal(extractor.fold_many(many, times, values), expected)
+    assert [s.to_bytes() for s in many] == [s.to_bytes() for s in one]
