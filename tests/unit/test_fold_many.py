@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assetwatch.features.extractor import FeatureExtractor
+from assetwatch.features.extractor import VECTOR_MIN, FeatureExtractor
 from assetwatch.features.profiles import Profile, load_profile
 from assetwatch.features.running import Segments, running
 from assetwatch.features.state import AssetState
@@ -109,9 +109,9 @@ def test_times_too_far_apart_for_one_sorted_key_fold_asset_by_asset() -> None:
     profile = load_profile("pump")
     extractor = FeatureExtractor(profile)
     n_assets = 600  # 600 x 9e15 one-second buckets apart: past an int64 key
-    times = [[far * 9 * 10**18 + 1000 * i for i in range(3)]
+    times = [[far * 9 * 10**18 + 1000 * i for i in range(VECTOR_MIN)]
              for far in (0, 1) for _ in range(n_assets // 2)]
-    values = [[[s.baseline + i for s in profile.sensors] for i in range(3)]] * n_assets
+    values = [[[s.baseline + i for s in profile.sensors] for i in range(VECTOR_MIN)]] * n_assets
     one = [extractor.new_state() for _ in range(n_assets)]
     expected = np.concatenate([_one_at_a_time(extractor, state, ts, v)
                                for state, ts, v in zip(one, times, values, strict=True)])
