@@ -151,8 +151,8 @@ def observe_sorted(baselines: Sequence[Baseline], profile: Profile, assets: Segm
                                 assets)
     out[:, 3 + b :] = running(np.array([x.sumsqs for x in baselines]).reshape(shape),
                               terms * terms, assets)
-    lasts = np.cumsum(assets.lengths) - 1
-    cal_counts = np.add.reduceat(calibrating.astype(np.int64), lasts - assets.lengths + 1)
+    lasts = assets.lasts
+    cal_counts = np.add.reduceat(calibrating.astype(np.int64), assets.firsts)
     for x, row, first_ts, calibrated in zip(baselines, out[lasts].tolist(),
                                             first[lasts].tolist(), cal_counts.tolist(),
                                             strict=True):
@@ -163,7 +163,7 @@ def observe_sorted(baselines: Sequence[Baseline], profile: Profile, assets: Segm
 
 def _within(cumulative: np.ndarray, assets: Segments) -> np.ndarray:
     """An inclusive cumulative sum over all rows restarted at each asset's first row."""
-    before = np.concatenate(([0], cumulative[np.cumsum(assets.lengths)[:-1] - 1]))
+    before = np.concatenate(([0], cumulative[assets.lasts[:-1]]))
     restarted: np.ndarray = cumulative - before[assets.of_row]
     return restarted
 

@@ -150,8 +150,7 @@ class FeatureExtractor:
         out[1:, k + 1] = (ts[1:] - ts[:-1]) / 1000.0
         out[1:, k + 2 : 2 * k + 2] = x[:-1]
         # an asset's first reading follows its state's previous one, if it has one
-        lasts = np.cumsum(assets.lengths) - 1
-        firsts = lasts - assets.lengths + 1
+        firsts, lasts = assets.firsts, assets.lasts
         has = np.array([bool(state.prev_values) for state in states])
         prev_ts = np.array([state.prev_ts_ms for state in states], dtype=np.int64)
         prev = np.array([state.prev_values or self._no_prev[2:] for state in states])
@@ -162,7 +161,7 @@ class FeatureExtractor:
         pos = 2 * k + 2
         for j, window in enumerate(states[0].windows):
             out[:, pos : pos + window.bucket_width] = fold_sorted(
-                [state.windows[j] for state in states], assets.of_row, ts, contributions)
+                [state.windows[j] for state in states], assets, ts, contributions)
             pos += window.bucket_width
         means = out[:, self._baseline_sums] / out[:, self._baseline_count, None]
         out[:, pos:] = observe_sorted([state.baseline for state in states], self.profile,

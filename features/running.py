@@ -39,8 +39,20 @@ class Segments:
     def of(cls, segment: np.ndarray) -> Segments:
         """From each row's segment number (non-decreasing, from 0, none skipped)."""
         lengths = np.bincount(segment) if len(segment) else np.zeros(0, np.int64)
-        firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        firsts = np.cumsum(lengths) - lengths
         return cls(segment, np.arange(len(segment)) - firsts[segment], lengths)
+
+    @property
+    def firsts(self) -> np.ndarray:
+        """Each segment's first row."""
+        firsts: np.ndarray = np.cumsum(self.lengths) - self.lengths
+        return firsts
+
+    @property
+    def lasts(self) -> np.ndarray:
+        """Each segment's last row."""
+        lasts: np.ndarray = np.cumsum(self.lengths) - 1
+        return lasts
 
     def chunks(self) -> list[np.ndarray]:
         """Segment numbers grouped so that no padded block is mostly padding."""

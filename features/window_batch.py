@@ -24,12 +24,12 @@ from assetwatch.features.running import Segments, running
 from assetwatch.features.windows import BucketedWindow
 
 
-def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.ndarray,
+def fold_sorted(windows: Sequence[BucketedWindow], assets: Segments, ts_ms: np.ndarray,
                 contributions: np.ndarray) -> np.ndarray:
     """Fold many assets' readings into their windows at once; each reading's window totals.
 
     ``windows`` are one window (the same spec) of each asset; row ``i`` of ``ts_ms`` and
-    ``contributions`` is a reading of ``windows[group[i]]``, an asset's rows adjacent and in
+    ``contributions`` is a reading of ``windows[assets.of_row[i]]``, an asset's rows adjacent and in
     their fold order, every asset with at least one, their times never falling behind the
     one before nor behind the window's newest bucket (so no window finds one too old).
     ``contributions`` holds each reading's ``[1, x, x*x, x, x]``: count, sums, sums of
@@ -40,7 +40,7 @@ def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.
         return np.empty((0, windows[0].bucket_width if windows else 0))
     first = windows[0]
     width, moments, k = first.bucket_width, 1 + 2 * first.k, first.k
-    steps = contributions[:, :width]
+    steps, group = contributions[:, :width], assets.of_row
     index = ts_ms // first.bucket_ms
     run_starts = np.ones(n, dtype=bool)
     run_starts[1:] = (index[1:] != index[:-1]) | (group[1:] != group[:-1])
@@ -55,11 +55,11 @@ def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.
     starts = np.empty((len(firsts), width))
     starts[:] = book.empty
     starts[opens] = book.continued
-    ends = _accumulated(starts, steps, runs, moments, k)[np.cumsum(runs.lengths) - 1]
+    ends = _accumulated(starts, steps, runs, moments, k)[runs.lasts]
     try:
         live, expired, own = book.sequence(run_group, run_index, opens, ends)
     except OverflowError:  # times decades apart (offline files): one asset at a time
-        return _one_by_one(windows, group, ts_ms, contributions)
+        return _one_by_one(windows, assets, ts_ms, contributions)
     # the totals run on from the window's at an asset's first run, re-derived where it expires
     segment_starts = opens | expired
     slot = np.cumsum(segment_starts) - 1
@@ -70,9 +70,8 @@ def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.
     start[slot[expired]] = book.rederived(live[expired], own[expired], moments, k)
     totals = _accumulated(start, steps, Segments.of(slot[run_of]), moments, k)
     last_runs = np.append(opens[1:], True)
-    lasts = np.flatnonzero(np.append(group[1:] != group[:-1], True))
     for window, head, last in zip(windows, run_index[last_runs].tolist(),
-                                  totals[lasts].tolist(), strict=True):
+                                  totals[assets.lasts].tolist(), strict=True):
         oldest = head - window.n_buckets
         for i in [i for i in window.buckets if i <= oldest]:
             del window.buckets[i]
@@ -84,14 +83,14 @@ def fold_sorted(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.
     return totals
 
 
-def _one_by_one(windows: Sequence[BucketedWindow], group: np.ndarray, ts_ms: np.ndarray,
+def _one_by_one(windows: Sequence[BucketedWindow], assets: Segments, ts_ms: np.ndarray,
                 contributions: np.ndarray) -> np.ndarray:
     """:func:`fold_sorted` called for each asset alone."""
     out = np.empty((len(ts_ms), windows[0].bucket_width))
-    bounds = np.searchsorted(group, np.arange(len(windows) + 1)).tolist()
-    for g, window in enumerate(windows):
-        rows = slice(bounds[g], bounds[g + 1])
-        out[rows] = fold_sorted([window], np.zeros(bounds[g + 1] - bounds[g], dtype=np.int64),
+    for window, first, length in zip(windows, assets.firsts.tolist(), assets.lengths.tolist(),
+                                     strict=True):
+        rows = slice(first, first + length)
+        out[rows] = fold_sorted([window], Segments.of(np.zeros(length, dtype=np.int64)),
                                 ts_ms[rows], contributions[rows])
     return out
 
