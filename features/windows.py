@@ -226,4 +226,3 @@ class BucketedWindow:
         columns = list(zip(*buckets, strict=True))
         return ([0.0] * (1 + 2 * k) + [min(c) for c in columns[1 + 2 * k : 1 + 3 * k]]
                 + [max(c) for c in columns[1 + 3 * k :]])
-

@@ -65,7 +65,7 @@ class _Unfolded:
         self.timestamps, self.values, self.rows = [], [], []
 
 
-def _fold(extractor: FeatureExtractor, assets: Sequence[_Unfolded]) -> None:
+def _fold_taken(extractor: FeatureExtractor, assets: Sequence[_Unfolded]) -> None:
     """Fold the readings each of ``assets`` (of one profile) took since its last fold."""
     assets = [taken for taken in assets if taken.rows]
     if not assets:
@@ -261,7 +261,7 @@ class Preparer:
             by_profile.setdefault(taken.profile, []).append(taken)
         for profile, assets in by_profile.items():
             extractor = self._extractors[profile]
-            _fold(extractor, assets)
+            _fold_taken(extractor, assets)
             scorable = prepared.by_profile.get(profile)
             if not scorable:  # every reading of the profile was refused
                 continue
@@ -322,7 +322,7 @@ class Preparer:
         if _holds(state, inbound):
             return
         if asset in unfolded:  # its readings before the order fold into the old baseline
-            _fold(self._extractors[profile.name], [unfolded[asset]])
+            _fold_taken(self._extractors[profile.name], [unfolded[asset]])
         state.baseline = Baseline.empty(profile)
         state.applied_partition, state.applied_offset = inbound.partition, inbound.offset
         prepared.changed[asset] = inbound.partition
