@@ -16,7 +16,8 @@ On Apache Kafka leave it ``none``: nothing changes.
 
 Whatever the broker, :class:`AssetwatchConsumer` delivers fetched messages without Faust's
 per-message ``wait_first`` when delivery cannot block, and puts the telemetry agent's as they
-are on its queue, past the conductor (see its docstring); its thread
+are on its queue, past the conductor (see its docstring), and fetches a partition again as
+soon as its full buffer drops (Faust waits up to a second); its thread
 records when the group coordinator last confirmed this member (:func:`membership`), which
 the ownership fence of agents/worker/fence.py reads. :class:`NewestStateTable` makes changelog
 recovery keep each key's newest state rather than its last written one.
@@ -48,6 +49,10 @@ VERIFIED_FAUST_VERSIONS = frozenset({"0.15.3"})
 """faust-streaming releases whose internals this module was checked against."""
 
 FETCH_TIMEOUT_S = 15.0
+PAUSED_WAIT_S = 1.0
+"""Longest wait of the pump with every partition's buffer full (Faust's own sleep then)."""
+BUFFERED_FETCH_WAIT_S = 0.05
+"""Longest fetch wait while a partition's buffer is full: it is fetched again this soon."""
 
 
 def fetched_high_watermarks(
@@ -204,8 +209,42 @@ class AssetwatchConsumer(faust_aiokafka.Consumer):
     ``wait_first`` as Faust does.
     """
 
+    _buffer_dropped: asyncio.Event | None = None
+    """Set when a full partition buffer drops, while the pump waits for one to (else None)."""
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return AssetwatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        """Faust's: the partition is fetched again; and a pump waiting for that goes on."""
+        super().on_buffer_drop(tp)
+        if self._buffer_dropped is not None:
+            self._buffer_dropped.set()
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
+        """Faust's, but a partition whose buffer drops is fetched again at once.
+
+        Faust fetches only the partitions whose buffer is not full, for up to ``timeout``
+        (1 s), and sleeps 1 s when there are none; a partition freed meanwhile waits for
+        that. The agent's queue holds every partition's messages, so it fills them all at
+        once and drains in a few hundred ms: measured here, the helper idled ~0.6 s in
+        every ~1.5 s at full load. While any buffer is full, each fetch now waits at most
+        :data:`BUFFERED_FETCH_WAIT_S`, and with none active the pump waits for the first
+        drop (at most :data:`PAUSED_WAIT_S`, Faust's sleep).
+        """
+        if self._buffered_partitions and self.flow_active and not self.app.client_only:
+            if not self._get_active_partitions():
+                dropped = self._buffer_dropped = asyncio.Event()
+                try:
+                    await asyncio.wait_for(dropped.wait(), PAUSED_WAIT_S)
+                except TimeoutError:
+                    pass
+                finally:
+                    self._buffer_dropped = None
+                if not self._get_active_partitions():
+                    return {}, set()
+            timeout = min(timeout, BUFFERED_FETCH_WAIT_S)
+        return cast(tuple[Any, set[TP] | None], await super()._wait_next_records(timeout))
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's ``Consumer.getmany``, each partition's high-water mark read once per fetch.

@@ -14,8 +14,9 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from prometheus_client import CollectorRegistry
 
+from assetwatch.agents.worker import faust_internals
 from assetwatch.agents.worker.app import create_app
-from assetwatch.agents.worker.faust_internals import ack, channel_queue
+from assetwatch.agents.worker.faust_internals import BUFFERED_FETCH_WAIT_S, ack, channel_queue
 from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.scoring import Scorer
 from assetwatch.settings import Settings
@@ -203,3 +204,76 @@ def test_a_batch_ack_keeps_the_books_faust_s_per_message_ack_keeps() -> None:
                       [m.acked for m in messages], len(consumer._unacked_messages)))
     assert books[0] == books[1]
     assert books[1][2] == 4  # 12..15: below the committed offset counts once acked, not more
+
+
+class _Fetches:
+    """Stands in for the consumer thread's fetch and for Faust's sleep, recording both."""
+
+    def __init__(self, consumer: Any, records: dict[TP, list[str]]) -> None:
+        self.calls: list[tuple[set[TP], float]] = []
+        self.slept: list[float] = []
+        self._records = records
+        consumer._getmany = self._getmany
+        consumer.sleep = self._sleep
+
+    async def _getmany(self, active_partitions: set[TP], timeout: float) -> dict[TP, list[str]]:
+        self.calls.append((set(active_partitions), timeout))
+        return {tp: r for tp, r in self._records.items() if tp in active_partitions}
+
+    async def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def _buffered_consumer(buffered: int) -> tuple[Any, list[TP]]:
+    """The worker's consumer holding two telemetry partitions, ``buffered`` of them full."""
+    app, settings = _telemetry_app()
+    consumer = app.consumer
+    tps = [TP(settings.telemetry_topic, 0), TP(settings.telemetry_topic, 1)]
+    consumer._active_partitions = set(tps)
+    for tp in tps[:buffered]:
+        consumer.on_buffer_full(tp)
+    return consumer, tps
+
+
+def test_with_every_buffer_full_faust_sleeps_a_second_and_the_pump_waits_for_a_drop() -> None:
+    """Faust's pump sleeps 1 s whatever happens meanwhile; ours fetches at the first drop."""
+    consumer, tps = _buffered_consumer(buffered=2)
+    fetches = _Fetches(consumer, {tps[0]: ["a0"], tps[1]: ["b0"]})
+    assert asyncio.run(FaustConsumer._wait_next_records(consumer, 1.0)) == ({}, set())
+    assert fetches.slept == [1] and fetches.calls == []
+
+    async def run() -> tuple[Any, bool]:
+        waiting = asyncio.ensure_future(consumer._wait_next_records(1.0))
+        for _ in range(10):  # loop turns in which a wait that should not end would end
+            await asyncio.sleep(0)
+        before_drop = waiting.done()
+        consumer.on_buffer_drop(tps[0])  # the agent took from its queue
+        return await waiting, before_drop
+
+    (records, active), done_before_drop = asyncio.run(run())
+
+    assert not done_before_drop
+    assert records == {tps[0]: ["a0"]} and active == {tps[0]}
+    # tps[1] is still full: the fetch waits briefly, so it is fetched soon after its drop
+    assert fetches.calls == [({tps[0]}, BUFFERED_FETCH_WAIT_S)] and fetches.slept == [1]
+
+
+def test_with_no_drop_the_pump_gives_up_its_wait_as_faust_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faust_internals, "PAUSED_WAIT_S", 0.01)
+    consumer, _ = _buffered_consumer(buffered=2)
+    fetches = _Fetches(consumer, {})
+
+    assert asyncio.run(consumer._wait_next_records(1.0)) == ({}, set())
+    assert fetches.calls == [] and fetches.slept == []
+
+
+@pytest.mark.parametrize(("buffered", "wait"), [(0, 1.0), (1, BUFFERED_FETCH_WAIT_S)])
+def test_a_fetch_waits_briefly_only_while_a_buffer_is_full(buffered: int, wait: float) -> None:
+    consumer, tps = _buffered_consumer(buffered)
+    fetches = _Fetches(consumer, {tps[1]: ["b0"]})
+
+    records, active = asyncio.run(consumer._wait_next_records(1.0))
+
+    assert records == {tps[1]: ["b0"]} and active == set(tps[buffered:])
+    assert fetches.calls == [(set(tps[buffered:]), wait)] and fetches.slept == []
