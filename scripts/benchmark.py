@@ -21,6 +21,9 @@ the sum over every process of both); repeat it to alternate counts in one invoca
 
     python scripts/benchmark.py --events 50000 --no-peer --workers 1 --workers 2 --repeat 2
 
+``--scoring-processes N`` runs each worker with N scoring helpers (the worker's own setting
+otherwise); repeat it to alternate counts the same way.
+
 ``--wire confluent`` runs the worker with Confluent framing (``0x00`` + schema id) through
 the Schema Registry TEST DOUBLE of ``tests/schema_registry_double.py``, started as its own
 process (no real registry installs here; benchmark and test use only). The worker talks to
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -213,6 +217,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, action="append",
                         help="workers in the group (repeatable: alternated; default 1); CPU "
                              "per event sums every process of every worker")
+    parser.add_argument("--scoring-processes", type=int, action="append",
+                        help="scoring helpers per worker (repeatable: alternated)")
     parser.add_argument("--rate", type=float, default=None,
                         help="latency mode: readings per second, stamped now")
     parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
@@ -252,16 +258,19 @@ def main() -> None:
         results = {}
         for round_ in range(args.repeat):
             for wire in wires:
-                for workers in args.workers or [1]:
+                for workers, helpers in itertools.product(
+                        args.workers or [1], args.scoring_processes or [base.scoring_processes]):
                     framed = base.model_copy(update={
-                        "schema_registry_url": registry if wire == "confluent" else None})
-                    print(f"timing {workers} worker(s) ({wire}) on {args.events} readings...",
-                          file=sys.stderr)
-                    results["worker"] = _throughput("worker", framed, readings, warmup, log,
-                                                    f"-{wire}-{workers}-{round_}", workers)
+                        "schema_registry_url": registry if wire == "confluent" else None,
+                        "scoring_processes": helpers})
+                    print(f"timing {workers} worker(s) with {helpers} scoring helper(s) "
+                          f"({wire}) on {args.events} readings...", file=sys.stderr)
+                    results["worker"] = _throughput(
+                        "worker", framed, readings, warmup, log,
+                        f"-{wire}-{workers}-{helpers}-{round_}", workers)
                     print(json.dumps({**results["worker"], "wire": wire, "round": round_,
-                                      "workers": workers, "assets": args.assets,
-                                      "trees": args.trees}))
+                                      "workers": workers, "scoring_processes": helpers,
+                                      "assets": args.assets, "trees": args.trees}))
         if not args.no_peer:
             print(f"timing the peer on {args.events} readings...", file=sys.stderr)
             results["peer"] = _throughput("peer", base, readings, warmup, log)
