@@ -14,7 +14,10 @@ each process (from /proc; steadier than events/s on a noisy machine) and RSS.
 
 With ``--rate`` the worker is fed readings stamped "now" at that rate instead, and the
 event-time-to-prediction latency percentiles are printed, over the whole run and over its
-second half (start-up and warm-up behind it).
+second half (start-up and warm-up behind it), the second half split at the readings' broker
+acknowledgement and at their scoring. On the embedded tansu, readings produced with the
+simulator's 5 ms linger at 2,000/s and more wait for their acknowledgement ever longer (many
+small produce requests); ``--producer-linger-ms 50`` batches them.
 
 ``--workers 2`` times two workers in one group on the same input (their CPU per event is
 the sum over every process of both); repeat it to alternate counts in one invocation:
@@ -52,7 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 import procfs  # scripts/, beside this file
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
@@ -172,18 +175,37 @@ def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmu
             "cpu_us_per_event_total": round(sum(cpu) / n * 1e6, 1), "rss_mb": rss}
 
 
-def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: Path
-             ) -> dict[str, Any]:
-    """Readings stamped now, paced at ``rate``; percentiles of arrival minus event time."""
+class _TimedPublisher(ReadingPublisher):
+    """A publisher that notes each reading's produce-to-acknowledgement time (ms)."""
+
+    def __init__(self, settings: Settings, linger_ms: int) -> None:
+        super().__init__(settings, linger_ms=linger_ms)
+        self.acked_ms: list[float] = []
+
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
+        super()._on_delivery(error, msg)
+        if error is None:
+            self.acked_ms.append(time.time() * 1000 - msg.timestamp()[1])
+
+
+def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: Path,
+             linger_ms: int) -> dict[str, Any]:
+    """Readings stamped now, paced at ``rate``; percentiles of arrival minus event time.
+
+    The second half is also split: the readings' produce-to-acknowledgement time, event time
+    to scoring (the Prediction's ``processed_timestamp``), and scoring to arrival here.
+    """
     settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency"})
     ensure_topics(settings)
     profile = load_profile("cnc")
     plan = SimulationPlan(assets=assets, count=int(rate * duration_s), rate=rate, seed=3)
     decode = codec("Prediction").decode
     latencies: list[float] = []
+    to_scoring: list[float] = []
+    publisher = _TimedPublisher(settings, linger_ms)
     with _pipeline("worker", settings, log):
         consumer = _counter(settings)
-        sender = threading.Thread(target=_send_now, args=(settings, profile, plan, rate))
+        sender = threading.Thread(target=_send_now, args=(publisher, profile, plan, rate))
         sender.start()
         deadline = time.monotonic() + duration_s + 120
         while len(latencies) < plan.count and time.monotonic() < deadline:  # type: ignore[operator]
@@ -192,14 +214,22 @@ def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: P
             # left this process behind at 5,000/s (it also makes and sends the readings).
             for m in consumer.consume(1000, COUNT_WAIT_S):
                 if m.error() is None and m.topic() == settings.predictions_topic:
-                    stamp = decode(m.value() or b"")["event_timestamp"]
-                    latencies.append(time.time() * 1000 - stamp)
+                    prediction = decode(m.value() or b"")
+                    latencies.append(time.time() * 1000 - prediction["event_timestamp"])
+                    to_scoring.append(prediction["processed_timestamp"]
+                                      - prediction["event_timestamp"])
         sender.join()
         consumer.close()
+    half, acked = len(latencies) // 2, publisher.acked_ms
     return {"pipeline": "worker", "rate": rate, "predictions": len(latencies),
-            "latency_ms": _percentiles(latencies),
+            "producer_linger_ms": linger_ms, "latency_ms": _percentiles(latencies),
             # the second half of the run's predictions: start-up and warm-up left behind
-            "latency_ms_second_half": _percentiles(latencies[len(latencies) // 2:])}
+            "latency_ms_second_half": _percentiles(latencies[half:]),
+            "second_half_split_ms": {
+                "produce_to_ack": _percentiles(acked[len(acked) // 2:]),
+                "event_to_scored": _percentiles(to_scoring[half:]),
+                "scored_to_here": _percentiles([total - part for total, part in zip(
+                    latencies[half:], to_scoring[half:], strict=True)])}}
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
@@ -208,10 +238,11 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
             "max": round(max(latencies, default=float("nan")))}
 
 
-def _send_now(settings: Settings, profile: Any, plan: SimulationPlan, rate: float) -> None:
+def _send_now(publisher: ReadingPublisher, profile: Any, plan: SimulationPlan, rate: float
+              ) -> None:
     readings = simulated_readings(profile, plan, threading.Event(), time.time)
     stamped = ({**r, "timestamp": int(time.time() * 1000)} for r in readings)
-    publish(ReadingPublisher(settings), stamped, rate=rate)
+    publish(publisher, stamped, rate=rate)
 
 
 def main() -> None:
@@ -228,6 +259,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None,
                         help="latency mode: readings per second, stamped now")
     parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
+    parser.add_argument("--producer-linger-ms", type=int, default=5,
+                        help="latency mode: the readings' producer linger.ms (the simulator's "
+                             "5 by default; on tansu, rates of 2,000/s and more need ~50)")
     parser.add_argument("--log-dir", type=Path, default=Path("."))
     parser.add_argument("--wire", action="append", choices=WIRES,
                         help="worker output framing (repeatable: alternated); default "
@@ -253,7 +287,8 @@ def main() -> None:
         log = args.log_dir / "benchmark-worker.log"
         log.unlink(missing_ok=True)  # one run per log
         if args.rate:
-            print(json.dumps(_latency(base, args.rate, args.duration, args.assets, log)))
+            print(json.dumps(_latency(base, args.rate, args.duration, args.assets, log,
+                                      args.producer_linger_ms)))
             return
         warmup = args.assets * 20
         readings = list(simulated_readings(

@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 class ReadingPublisher:
     """Keyed by asset id with the Java/Faust partitioner, so Faust tables stay co-partitioned."""
 
-    def __init__(self, settings: Settings, topic: str | None = None) -> None:
+    def __init__(self, settings: Settings, topic: str | None = None, linger_ms: int = 5) -> None:
+        """``linger_ms``: how long librdkafka gathers readings into one produce request."""
         self.topic = topic or settings.telemetry_topic
         self._producer = clients.producer(
-            settings, {"linger.ms": 5, "enable.idempotence": False, "acks": "all"})
+            settings, {"linger.ms": linger_ms, "enable.idempotence": False, "acks": "all"})
         self._codec = codec("TelemetryReading")
         self.sent = 0
         self.failed = 0
