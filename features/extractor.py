@@ -251,9 +251,8 @@ class FeatureExtractor:
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``numerator / denominator`` where ``where`` holds, else 0.0 (no warnings, no inf)."""
-    shape = np.broadcast_shapes(numerator.shape, denominator.shape, where.shape)
-    out = np.zeros(shape)
-    np.divide(numerator, denominator, out=out, where=np.broadcast_to(where, shape))
+    out = np.zeros(np.broadcast(numerator, denominator, where).shape)
+    np.divide(numerator, denominator, out=out, where=where)  # ``where`` broadcasts to out
     return out
 
 

@@ -111,14 +111,14 @@ class ModelBundle:
         k = min(TOP_FEATURES, z.shape[1])
         magnitude = np.abs(z)
         top = np.argpartition(-magnitude, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(magnitude, top, axis=1), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
+        rows = np.arange(len(z))[:, None]  # indexing per row: take_along_axis costs ~10 µs a call
+        top = top[rows, np.argsort(-magnitude[rows, top], axis=1)]
         return BatchScores(
             anomaly_score=anomaly,
             is_anomaly=anomaly > 0.0,
             failure_probability=failure,
             top_index=top,
-            top_z=np.take_along_axis(z, top, axis=1),
+            top_z=z[rows, top],
         )
 
 
