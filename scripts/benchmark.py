@@ -188,14 +188,16 @@ class _TimedPublisher(ReadingPublisher):
             self.acked_ms.append(time.time() * 1000 - msg.timestamp()[1])
 
 
-def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: Path,
-             linger_ms: int) -> dict[str, Any]:
+def _latency(kind: str, base: Settings, rate: float, duration_s: float, assets: int,
+             log: Path, linger_ms: int) -> dict[str, Any]:
     """Readings stamped now, paced at ``rate``; percentiles of arrival minus event time.
 
-    The second half is also split: the readings' produce-to-acknowledgement time, event time
-    to scoring (the Prediction's ``processed_timestamp``), and scoring to arrival here.
+    The pipeline is warmed up first (one reading per asset, its outputs awaited), so the
+    timed readings see neither start-up nor a group join. The second half is also split: the
+    readings' produce-to-acknowledgement time, event time to scoring (the Prediction's
+    ``processed_timestamp``), and scoring to arrival here.
     """
-    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency"})
+    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency-{kind}"})
     ensure_topics(settings)
     profile = load_profile("cnc")
     plan = SimulationPlan(assets=assets, count=int(rate * duration_s), rate=rate, seed=3)
@@ -203,8 +205,11 @@ def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: P
     latencies: list[float] = []
     to_scoring: list[float] = []
     publisher = _TimedPublisher(settings, linger_ms)
-    with _pipeline("worker", settings, log):
+    with _pipeline(kind, settings, log):
         consumer = _counter(settings)
+        warmup = SimulationPlan(assets=assets, count=assets, rate=1e9, seed=4)
+        _send_now(ReadingPublisher(settings), profile, warmup, None)
+        _wait_for(consumer, warmup.count, 180)
         sender = threading.Thread(target=_send_now, args=(publisher, profile, plan, rate))
         sender.start()
         deadline = time.monotonic() + duration_s + 120
@@ -221,9 +226,9 @@ def _latency(base: Settings, rate: float, duration_s: float, assets: int, log: P
         sender.join()
         consumer.close()
     half, acked = len(latencies) // 2, publisher.acked_ms
-    return {"pipeline": "worker", "rate": rate, "predictions": len(latencies),
+    return {"pipeline": kind, "rate": rate, "predictions": len(latencies),
             "producer_linger_ms": linger_ms, "latency_ms": _percentiles(latencies),
-            # the second half of the run's predictions: start-up and warm-up left behind
+            # the second half of the run's predictions: warm-up effects left behind
             "latency_ms_second_half": _percentiles(latencies[half:]),
             "second_half_split_ms": {
                 "produce_to_ack": _percentiles(acked[len(acked) // 2:]),
@@ -238,8 +243,8 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
             "max": round(max(latencies, default=float("nan")))}
 
 
-def _send_now(publisher: ReadingPublisher, profile: Any, plan: SimulationPlan, rate: float
-              ) -> None:
+def _send_now(publisher: ReadingPublisher, profile: Any, plan: SimulationPlan,
+              rate: float | None) -> None:
     readings = simulated_readings(profile, plan, threading.Event(), time.time)
     stamped = ({**r, "timestamp": int(time.time() * 1000)} for r in readings)
     publish(publisher, stamped, rate=rate)
@@ -287,8 +292,11 @@ def main() -> None:
         log = args.log_dir / "benchmark-worker.log"
         log.unlink(missing_ok=True)  # one run per log
         if args.rate:
-            print(json.dumps(_latency(base, args.rate, args.duration, args.assets, log,
-                                      args.producer_linger_ms)))
+            for kind in ("worker", *(() if args.no_peer else ("peer",))):
+                print(f"timing the {kind}'s latency at {args.rate:g} readings/s...",
+                      file=sys.stderr)
+                print(json.dumps(_latency(kind, base, args.rate, args.duration, args.assets,
+                                          log, args.producer_linger_ms)))
             return
         warmup = args.assets * 20
         readings = list(simulated_readings(

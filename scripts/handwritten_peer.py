@@ -32,6 +32,8 @@ from assetwatch.schemas.prediction_writer import encode_prediction
 from assetwatch.settings import Settings
 
 BATCH = 500
+WAIT_S = 0.005
+"""Longest a batch waits to fill: consume(n, timeout) holds what came until n came or then."""
 
 
 def main() -> None:
@@ -48,14 +50,16 @@ def main() -> None:
     names, features = profile.sensor_names, model.bundle.feature_names
     consumer = Consumer({**settings.kafka_client_config(), "group.id": "handwritten-peer",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 10})
+                         "fetch.wait.max.ms": 10,
+                         # a group join on tansu takes half the session timeout (BROKER.md)
+                         "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
     consumer.subscribe([settings.telemetry_topic])
     producer = Producer({**settings.kafka_client_config(), "linger.ms": 5,
                          "partitioner": "murmur2_random"})
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     while not stop:
-        messages = [m for m in consumer.consume(BATCH, 0.2) if m.error() is None]
+        messages = [m for m in consumer.consume(BATCH, WAIT_S) if m.error() is None]
         if not messages:
             continue
         readings = [decode(m.value() or b"") for m in messages]
