@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.settings import Settings
@@ -40,8 +40,11 @@ def test_json_outputs_are_readable_by_a_plain_consumer_with_headers(
         "Prediction": 20, "DeadLetter": 1, "AssetAlert": 4}, workers=(worker,))
 
     consumer = Consumer({**settings.kafka_client_config(), "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe(topics)
+                         "enable.auto.commit": False})
+    # Assigned, not subscribed: a group join on tansu waits half the session timeout (~22 s).
+    metadata = consumer.list_topics(timeout=10).topics
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+                     for p in metadata[t].partitions])
     seen: Counter[str] = Counter()
     deadline = time.monotonic() + 60
     while sum(seen.values()) < 25 and time.monotonic() < deadline:
