@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(default=0.0, ge=0)
     """Seconds a batch waits for more readings once it has one; 0: what is queued goes at once."""
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
-    """Longest the broker may hold the worker's fetch when it has no new data (Faust: 1500)."""
+    """Longest the broker may hold the worker's fetch once idle (10 ms while records come)."""
+    # After each empty fetch the wait doubles up to this (agents/worker/fetch_wait.py).
     # Kafka's clients default to 500 ms. Lower: less latency, more idle fetch requests.
     scoring_process: bool = True
     """Fold features and score in helper processes, so consuming and scoring use more cores."""

@@ -17,10 +17,11 @@ On Apache Kafka leave it ``none``: nothing changes.
 Whatever the broker, :class:`AssetwatchConsumer` delivers fetched messages without Faust's
 per-message ``wait_first`` when delivery cannot block, and puts the telemetry agent's as they
 are on its queue, past the conductor (see its docstring), and fetches a partition again as
-soon as its full buffer drops (Faust waits up to a second); its thread
-records when the group coordinator last confirmed this member (:func:`membership`), which
-the ownership fence of agents/worker/fence.py reads. :class:`NewestStateTable` makes changelog
-recovery keep each key's newest state rather than its last written one.
+soon as its full buffer drops (Faust waits up to a second); its thread holds fetches briefly
+while records come (agents/worker/fetch_wait.py) and records when the group coordinator last
+confirmed this member (:func:`membership`), which the ownership fence of
+agents/worker/fence.py reads. :class:`NewestStateTable` makes changelog recovery keep each
+key's newest state rather than its last written one.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
 
 from assetwatch.agents.worker.fence import Membership
+from assetwatch.agents.worker.fetch_wait import FetchWait
 from assetwatch.agents.worker.status import StreamStatus
 from assetwatch.errors import BrokerError
 from assetwatch.settings import ClientValue
@@ -344,7 +346,9 @@ class AssetwatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     Faust creates the worker's consumer with ``fetch_max_wait_ms=1500``: with no new data the
     broker holds each fetch up to that long, and tansu holds it about half of that even when
     data arrives, which was most of an event's latency at low rates. aiokafka reads the
-    value when the consumer starts, after :meth:`_create_worker_consumer` sets it.
+    value when the consumer starts, after :meth:`_create_worker_consumer` sets it; from
+    then on each fetch waits as agents/worker/fetch_wait.py says (short while records come,
+    the setting once idle).
 
     ``member_alive_at`` is the monotonic time a heartbeat that the coordinator answered as a
     member's (no error, or a rebalance in progress) was *sent*, or an assignment arrived: the
@@ -361,8 +365,10 @@ class AssetwatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
     async def on_start(self) -> None:
-        """Start the aiokafka client, then wrap its coordinator's heartbeat."""
+        """Start the aiokafka client, then wrap its fetches and its coordinator's heartbeat."""
         await super().on_start()
+        _adapt_fetch_wait(getattr(self._consumer, "_fetcher", None),
+                          cast(_Configured, self.app).assetwatch_fetch_max_wait_ms)
         coordinator = getattr(self._consumer, "_coordinator", None)
         heartbeat = getattr(coordinator, "_do_heartbeat", None)
         if heartbeat is None:  # no group (never here): nothing to confirm membership with
@@ -381,6 +387,25 @@ class AssetwatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         """An assignment is the coordinator's answer to this member: it confirms membership."""
         self.member_alive_at = time.monotonic()
         await super().on_partitions_assigned(assigned, generation_id)
+
+
+def _adapt_fetch_wait(fetcher: Any, idle_ms: int) -> None:
+    """Hold each fetch as :class:`FetchWait` says from what the one before it brought.
+
+    aiokafka's fetcher reads ``_fetch_max_wait_ms`` whenever it builds a fetch request, and
+    its ``_proc_fetch_request`` answers True when a response added records (or an error for
+    the consumer to raise): both are pinned by a unit test.
+    """
+    if fetcher is None:  # no fetcher (never here): fetches keep the setting's wait
+        return
+    wait, fetch = FetchWait(idle_ms), fetcher._proc_fetch_request
+
+    async def adapting(*args: Any) -> bool:
+        brought = bool(await fetch(*args))
+        fetcher._fetch_max_wait_ms = wait.after(brought)
+        return brought
+
+    fetcher._proc_fetch_request = adapting
 
 
 class AssetwatchTransport(faust_aiokafka.Transport):

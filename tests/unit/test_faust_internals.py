@@ -277,3 +277,47 @@ def test_a_fetch_waits_briefly_only_while_a_buffer_is_full(buffered: int, wait: 
 
     assert records == {tps[1]: ["b0"]} and active == set(tps[buffered:])
     assert fetches.calls == [(set(tps[buffered:]), wait)] and fetches.slept == []
+
+
+def test_fetches_wait_briefly_while_records_come_and_as_set_once_idle() -> None:
+    """The wrapped fetcher: 10 ms after a fetch with records, doubling up to the setting."""
+    brought = iter([True, False, False, False, False, True])
+    waits: list[int] = []
+
+    class Fetcher:  # aiokafka's Fetcher, the two members the wrap uses
+        _fetch_max_wait_ms = 50
+
+        async def _proc_fetch_request(self, *args: Any) -> bool:
+            waits.append(self._fetch_max_wait_ms)  # the wait this request was built with
+            return next(brought)
+
+    fetcher = Fetcher()
+    faust_internals._adapt_fetch_wait(fetcher, 50)
+
+    async def fetch_six() -> None:
+        for _ in range(6):
+            await fetcher._proc_fetch_request("assignment", 0, "request")
+
+    asyncio.run(fetch_six())
+    assert waits == [50, 10, 20, 40, 50, 50]
+    assert fetcher._fetch_max_wait_ms == 10
+
+
+def test_aiokafka_still_builds_fetches_with_the_wait_the_wrap_sets() -> None:
+    """Fails if aiokafka's fetcher stops reading the attribute or returning what a fetch added."""
+    import inspect
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    assert "self._fetch_max_wait_ms," in inspect.getsource(Fetcher._get_actions_per_node)
+    assert "self._proc_fetch_request(" in inspect.getsource(Fetcher._fetch_requests_routine)
+    processing = inspect.getsource(Fetcher._proc_fetch_request)
+    assert "needs_wakeup = True" in processing and "return needs_wakeup" in processing
+
+
+def test_fetch_wait_doctest() -> None:
+    import doctest
+
+    from assetwatch.agents.worker import fetch_wait
+
+    assert doctest.testmod(fetch_wait).failed == 0
