@@ -1,13 +1,14 @@
-"""One worker beside a hand-written peer, on the same broker and input, in one invocation.
+"""One worker beside a hand-written peer, on the same input and kind of broker, in one run.
 
     python scripts/benchmark.py --events 100000 --assets 50            # throughput
     python scripts/benchmark.py --rate 200 --duration 60               # latency at a rate
 
-Starts the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), registers a baseline with
-100-tree forests in a throw-away MLflow store, then runs each pipeline in turn on its own
-topics with the same readings: one ``assetwatch worker`` process, then
-``scripts/handwritten_peer.py`` (a plain confluent-kafka micro-batch loop doing the same
-features, models and Prediction records, without changelog, dead letters, drift or alerts).
+Registers a baseline with 100-tree forests in a throw-away MLflow store, then runs each
+pipeline in turn with the same readings, each on a fresh embedded broker of its own (tansu
+slows as it fills; with KAFKA_BOOTSTRAP_SERVERS, on its own topics of that cluster): one
+``assetwatch worker`` process, then ``scripts/handwritten_peer.py`` (a plain
+confluent-kafka micro-batch loop doing the same features, models and Prediction records,
+without changelog, dead letters, drift or alerts).
 Each is warmed up, then timed from the first reading produced to the N-th output consumed.
 Prints one JSON line per pipeline and one with the ratio: events/s, CPU time per event of
 each process (from /proc; steadier than events/s on a noisy machine) and RSS.
@@ -58,7 +59,7 @@ import procfs  # scripts/, beside this file
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
-from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.kafka.producer import LINGER_MS, ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import free_port, start_broker
 from assetwatch.agents.local.worker_process import WorkerProcess, settings_env
@@ -125,6 +126,26 @@ def _family(pid: int) -> list[int]:
     return [pid, *procfs.children(pid)]
 
 
+EMBEDDED = "embedded"
+"""The bootstrap servers of settings whose pipeline gets an embedded broker of its own."""
+
+
+@contextlib.contextmanager
+def _own_broker(settings: Settings) -> Iterator[Settings]:
+    """``settings`` on a fresh embedded broker (unless they name a cluster), topics created.
+
+    tansu keeps every record in memory and slows as it fills: in one 60 s run at 200/s its
+    produce acknowledgement went from 10 to 20 ms and the latency's median from 23 to 36 ms
+    and more. A pipeline timed on the broker another one filled would pay for it.
+    """
+    with contextlib.ExitStack() as stack:
+        if settings.kafka_bootstrap_servers == EMBEDDED:
+            servers = stack.enter_context(start_broker()).bootstrap_servers
+            settings = settings.model_copy(update={"kafka_bootstrap_servers": servers})
+        ensure_topics(settings)
+        yield settings
+
+
 @contextlib.contextmanager
 def _pipeline(kind: str, settings: Settings, log: Path, workers: int = 1) -> Iterator[list[int]]:
     """A running peer, or ``workers`` workers in one group, on ``settings``' topics; their pids."""
@@ -154,9 +175,9 @@ def _pipeline(kind: str, settings: Settings, log: Path, workers: int = 1) -> Ite
 
 def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
                 log: Path, run: str = "", workers: int = 1) -> dict[str, Any]:
-    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}{run}"})
-    ensure_topics(settings)
-    with _pipeline(kind, settings, log, workers) as pids:
+    named = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}{run}"})
+    with _own_broker(named) as settings, _pipeline(kind, settings, log,
+                                                   workers) as pids:
         counter = _counter(settings)
         publish(ReadingPublisher(settings), readings[:warmup])
         _wait_for(counter, warmup, 180)
@@ -197,15 +218,14 @@ def _latency(kind: str, base: Settings, rate: float, duration_s: float, assets: 
     readings' produce-to-acknowledgement time, event time to scoring (the Prediction's
     ``processed_timestamp``), and scoring to arrival here.
     """
-    settings = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency-{kind}"})
-    ensure_topics(settings)
+    named = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-latency-{kind}"})
     profile = load_profile("cnc")
     plan = SimulationPlan(assets=assets, count=int(rate * duration_s), rate=rate, seed=3)
     decode = codec("Prediction").decode
     latencies: list[float] = []
     to_scoring: list[float] = []
-    publisher = _TimedPublisher(settings, linger_ms)
-    with _pipeline(kind, settings, log):
+    with _own_broker(named) as settings, _pipeline(kind, settings, log):
+        publisher = _TimedPublisher(settings, linger_ms)
         consumer = _counter(settings)
         warmup = SimulationPlan(assets=assets, count=assets, rate=1e9, seed=4)
         _send_now(ReadingPublisher(settings), profile, warmup, None)
@@ -264,9 +284,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None,
                         help="latency mode: readings per second, stamped now")
     parser.add_argument("--duration", type=float, default=60.0, help="latency mode seconds")
-    parser.add_argument("--producer-linger-ms", type=int, default=5,
+    parser.add_argument("--producer-linger-ms", type=int, default=LINGER_MS,
                         help="latency mode: the readings' producer linger.ms (the simulator's "
-                             "5 by default; on tansu, rates of 2,000/s and more need ~50)")
+                             f"{LINGER_MS} by default; on tansu, 2,000/s and more need ~50)")
     parser.add_argument("--log-dir", type=Path, default=Path("."))
     parser.add_argument("--wire", action="append", choices=WIRES,
                         help="worker output framing (repeatable: alternated); default "
@@ -278,9 +298,8 @@ def main() -> None:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         compat: Literal["none", "tansu"] = "none" if external else "tansu"
-        servers = external or stack.enter_context(start_broker()).bootstrap_servers
         base = Settings(  # type: ignore[call-arg]
-            _env_file=None, kafka_bootstrap_servers=servers, broker_compat=compat,
+            _env_file=None, kafka_bootstrap_servers=external or EMBEDDED, broker_compat=compat,
             data_dir=Path(tmp), profiles=("cnc",), topic_prefix=f"bench{os.getpid()}",
             log_level="WARNING", metrics_port=0,
         )

@@ -18,10 +18,15 @@ from assetwatch.settings import Settings
 log = logging.getLogger(__name__)
 
 
+LINGER_MS = 5
+"""How long a reading publisher gathers readings into one produce request, by default."""
+
+
 class ReadingPublisher:
     """Keyed by asset id with the Java/Faust partitioner, so Faust tables stay co-partitioned."""
 
-    def __init__(self, settings: Settings, topic: str | None = None, linger_ms: int = 5) -> None:
+    def __init__(self, settings: Settings, topic: str | None = None,
+                 linger_ms: int = LINGER_MS) -> None:
         """``linger_ms``: how long librdkafka gathers readings into one produce request."""
         self.topic = topic or settings.telemetry_topic
         self._producer = clients.producer(
