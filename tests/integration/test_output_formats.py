@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from assetwatch.agents.kafka.clients import partitions_of
 from assetwatch.agents.kafka.producer import ReadingPublisher
 from assetwatch.settings import Settings
 from tests.integration.conftest import WorkerProcess, collect
@@ -42,9 +43,8 @@ def test_json_outputs_are_readable_by_a_plain_consumer_with_headers(
     consumer = Consumer({**settings.kafka_client_config(), "group.id": uuid.uuid4().hex,
                          "enable.auto.commit": False})
     # Assigned, not subscribed: a group join on tansu waits half the session timeout (~22 s).
-    metadata = consumer.list_topics(timeout=10).topics
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
-                     for p in metadata[t].partitions])
+                     for p in partitions_of(consumer, t)])
     seen: Counter[str] = Counter()
     deadline = time.monotonic() + 60
     while sum(seen.values()) < 25 and time.monotonic() < deadline:

@@ -304,11 +304,13 @@ def test_fetches_wait_briefly_while_records_come_and_as_set_once_idle() -> None:
 
 
 def test_aiokafka_still_builds_fetches_with_the_wait_the_wrap_sets() -> None:
-    """Fails if aiokafka's fetcher stops reading the attribute or returning what a fetch added."""
+    """Fails if aiokafka moves its fetcher, stops reading the wait or returning what came."""
     import inspect
 
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.consumer.fetcher import Fetcher
 
+    assert "self._fetcher = Fetcher(" in inspect.getsource(AIOKafkaConsumer.start)
     assert "self._fetch_max_wait_ms," in inspect.getsource(Fetcher._get_actions_per_node)
     assert "self._proc_fetch_request(" in inspect.getsource(Fetcher._fetch_requests_routine)
     processing = inspect.getsource(Fetcher._proc_fetch_request)
