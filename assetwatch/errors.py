@@ -19,6 +19,10 @@ class SerializationError(AssetwatchError):
     """A record could not be encoded or decoded with its Avro contract."""
 
 
+class ForeignStateError(SerializationError):
+    """A stored feature state is another profile's: the asset's readings changed type."""
+
+
 class InvalidReadingError(AssetwatchError):
     """A reading breaks its profile's rules; ``reason`` is the dead-letter reason code."""
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from assetwatch.errors import SerializationError
+from assetwatch.errors import ForeignStateError, SerializationError
 from assetwatch.features.baseline import Baseline
 from assetwatch.features.profiles import Profile
 from assetwatch.features.windows import BucketedWindow
 
-_FORMAT_VERSION = 3.0
+_FORMAT_VERSION = 4.0
 """Bump when the layout of :meth:`AssetState.to_bytes` changes."""
+_NO_PROFILE = 3.0
+"""The previous layout, without the profile's digest; still read, so an upgrade keeps states."""
 _NO_RECENT_EVENTS = 2.0
-"""The previous layout, without recent events; still read, so an upgrade keeps every state."""
+"""The layout before, without recent events either; still read."""
+_READABLE = (_FORMAT_VERSION, _NO_PROFILE, _NO_RECENT_EVENTS)
 NO_TIME = -1
 RECENT_EVENTS = 16
 """Event ids an asset's state remembers (the newest folded in), with their content's digest."""
@@ -44,7 +47,7 @@ def source_position(data: bytes) -> tuple[int, int] | None:
     if len(data) < _POSITION.size:
         return None
     version, _, _, partition, offset = _POSITION.unpack_from(data)
-    if version not in (_FORMAT_VERSION, _NO_RECENT_EVENTS):
+    if version not in _READABLE:
         return None
     return int(partition), int(offset)
 
@@ -102,6 +105,26 @@ def content_digest(ts_ms: int, values: Sequence[float]) -> float:
     return float(int.from_bytes(hashlib.blake2b(packed, digest_size=_DIGEST_BYTES).digest()))
 
 
+@lru_cache(maxsize=256)
+def profile_digest(name: str) -> float:
+    """A profile's name as a stored state carries it (a 48-bit digest, as event ids are)."""
+    return event_digest(name)
+
+
+def stored_profile(data: bytes, names: Iterable[str]) -> str | None:
+    """Which of the profiles ``names`` stored state ``data`` is, by its digest; None if unknown.
+
+    A state written before the digest was kept (format 3 or 2) names no profile.
+
+    >>> stored_profile(AssetState([], Baseline(), profile="pump").to_bytes(), ["cnc", "pump"])
+    'pump'
+    """
+    if len(data) < _POSITION.size + 8 or _POSITION.unpack_from(data)[0] != _FORMAT_VERSION:
+        return None
+    (digest,) = struct.unpack_from("<d", data, _POSITION.size)
+    return next((name for name in names if profile_digest(name) == digest), None)
+
+
 @lru_cache(maxsize=64)
 def _content_layout(k: int) -> Callable[..., bytes]:
     """Packs a time and ``k`` values as :func:`content_digest` hashes them (compiled once)."""
@@ -154,6 +177,7 @@ class AssetState:
         floats = [
             _FORMAT_VERSION, float(self.watermark_ms), float(self.prev_ts_ms),
             float(self.applied_partition), float(self.applied_offset),
+            profile_digest(self.profile),
             float(len(self.prev_values)), *self.prev_values,
             float(len(self.recent_events)),
             *(d for pair in zip(self.recent_events, self.recent_contents, strict=True)
@@ -170,25 +194,32 @@ class AssetState:
 
         Every count in the layout is checked against what is there, and the data must be used
         up exactly, so a truncated or padded state fails here rather than in a later fold.
+        A state another profile wrote raises :class:`ForeignStateError`, even where the two
+        layouts have the same size (states of format 3 and 2 carry no profile to check).
         """
         try:
-            return cls._read(array("d", data), profile)
+            floats = array("d", data)
+            if floats[0] == _FORMAT_VERSION and floats[5] != profile_digest(profile.name):
+                raise ForeignStateError(f"the feature state is not of profile {profile.name}")
+            return cls._read(floats, profile)
         except (ValueError, IndexError, OverflowError) as exc:
             raise SerializationError(f"feature state for profile {profile.name}: {exc}") from exc
 
     @classmethod
     def _read(cls, floats: array[float], profile: Profile) -> AssetState:
-        if floats[0] not in (_FORMAT_VERSION, _NO_RECENT_EVENTS):
-            raise ValueError(f"state format {floats[0]} is not {_FORMAT_VERSION}")
+        version = floats[0]
+        if version not in _READABLE:
+            raise ValueError(f"state format {version} is not {_FORMAT_VERSION}")
         state = cls.empty(profile)
         state.watermark_ms, state.prev_ts_ms = int(floats[1]), int(floats[2])
         state.applied_partition, state.applied_offset = int(floats[3]), int(floats[4])
-        n_prev = int(floats[5])
-        if n_prev not in (0, len(profile.sensors)) or 6 + n_prev > len(floats):
+        pos = 6 if version == _FORMAT_VERSION else 5  # past the profile's digest
+        n_prev = int(floats[pos])
+        if n_prev not in (0, len(profile.sensors)) or pos + 1 + n_prev > len(floats):
             raise ValueError(f"{n_prev} previous values for {len(profile.sensors)} sensors")
-        state.prev_values = list(floats[6 : 6 + n_prev])
-        pos = 6 + n_prev
-        if floats[0] == _FORMAT_VERSION:
+        state.prev_values = list(floats[pos + 1 : pos + 1 + n_prev])
+        pos += 1 + n_prev
+        if version != _NO_RECENT_EVENTS:
             pos = state._read_recent(floats, pos)
         for window in state.windows:
             pos = window.load_floats(floats, pos)

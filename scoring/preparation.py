@@ -14,11 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from assetwatch.errors import InvalidReadingError, SerializationError
+from assetwatch.errors import ForeignStateError, InvalidReadingError, SerializationError
 from assetwatch.features.baseline import Baseline
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState, content_digest, event_digest
+from assetwatch.features.state import (
+    AssetState,
+    content_digest,
+    event_digest,
+    stored_profile,
+)
 from assetwatch.features.validation import check_reading
 from assetwatch.schemas.codecs import HEADER_LEN, MAGIC, codec
 from assetwatch.schemas.telemetry_reader import check_schema as check_reader_schema
@@ -290,12 +295,15 @@ class Preparer:
         """
         state = prepared.states.get(asset)
         if state is None:
-            raw = prepared.loaded[asset] = load_state(asset)
-            state = prepared.states[asset] = self._decoded.load(asset, profile, raw)
+            raw = load_state(asset)
+            try:
+                state = self._decoded.load(asset, profile, raw)
+            except ForeignStateError:  # stored by another profile (before a restart, say)
+                raise _type_changed(asset, stored_profile(raw or b"", self._profiles) or "other",
+                                    profile) from None
+            prepared.loaded[asset], prepared.states[asset] = raw, state
         if state.profile != profile.name:
-            raise InvalidReadingError(
-                "asset_type_changed", f"asset {asset!r} has {state.profile} readings; this one "
-                f"says {profile.name}")
+            raise _type_changed(asset, state.profile, profile)
         return state
 
     def _reset(self, prepared: Prepared, inbound: Inbound, load_state: LoadState,
@@ -328,6 +336,12 @@ class Preparer:
         prepared.changed[asset] = inbound.partition
         prepared.resets += 1
         log.info("baseline of %s %r reset: it calibrates afresh", profile.name, asset)
+
+
+def _type_changed(asset: bytes, stored: str, profile: Profile) -> InvalidReadingError:
+    """An asset's readings must keep one type, or they would fold into windows of other sensors."""
+    return InvalidReadingError("asset_type_changed", f"asset {asset!r} has {stored} readings; "
+                               f"this one says {profile.name}")
 
 
 def _refuse_known(state: AssetState, event: float, content: float, event_id: str) -> None:

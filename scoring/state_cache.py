@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from assetwatch.errors import SerializationError
+from assetwatch.errors import ForeignStateError, SerializationError
 from assetwatch.features.profiles import Profile
 from assetwatch.features.state import AssetState, further_along
 from assetwatch.text import loggable
@@ -41,7 +41,8 @@ class DecodedStates:
         changed it is still in flight, or was published but given up at a rebalance (its
         readings then count as replays). A table state further along the asset's partition
         (written by the partition's owner meanwhile) wins. An entry leaves the cache while its
-        batch runs and comes back only with the bytes the batch ended with.
+        batch runs and comes back only with the bytes the batch ended with. Stored bytes of
+        another profile raise :class:`ForeignStateError`; unreadable ones start afresh.
         """
         kept = self._decoded.pop(asset, None)
         if kept is not None and (kept[0] == raw or further_along(kept[0], raw)):
@@ -50,6 +51,8 @@ class DecodedStates:
             return AssetState.empty(profile)
         try:
             return AssetState.from_bytes(raw, profile)
+        except ForeignStateError:  # the reading's fault, not the state's: the state stays
+            raise
         except SerializationError:
             log.exception("feature state of %s is unreadable: starting it afresh", loggable(asset))
             return AssetState.empty(profile)

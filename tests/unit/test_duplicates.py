@@ -108,14 +108,23 @@ def test_the_state_remembers_the_newest_events_exactly_through_its_bytes(
     assert again.seen(event_digest("e-5")) == content_digest(5, [1.0, 2.0, 3.0, 5.0])
 
 
-def test_a_state_of_the_previous_format_is_still_read(cnc: Profile) -> None:
-    """Format 2 had no recent events: an upgraded worker keeps every asset's windows."""
+def test_states_of_the_earlier_formats_are_still_read(cnc: Profile) -> None:
+    """An upgraded worker keeps every asset's windows and writes them in the current format.
+
+    Format 3 had no profile digest, format 2 no recent events either.
+    """
     state = FeatureExtractor(cnc).new_state()
     state.watermark_ms = 123
-    v3 = state.to_bytes()
-    floats = list(memoryview(v3).cast("d"))
-    v2 = floats[:6 + len(state.prev_values)] + floats[7 + len(state.prev_values):]
-    v2[0] = 2.0
+    state.remember(event_digest("e-1"), content_digest(1, [1.0, 2.0, 3.0, 4.0]))
+    v4 = state.to_bytes()
+    floats = list(memoryview(v4).cast("d"))
+    v3 = [3.0, *floats[1:5], *floats[6:]]
+    recent_at = 5 + 1 + len(state.prev_values)
+    v2 = [2.0, *v3[1:recent_at], *v3[recent_at + 1 + 2 * len(state.recent_events):]]
 
-    old = AssetState.from_bytes(array.array("d", v2).tobytes(), cnc)
-    assert old.to_bytes() == v3 and old.recent_events == old.recent_contents == []
+    older = AssetState.from_bytes(array.array("d", v3).tobytes(), cnc)
+    oldest = AssetState.from_bytes(array.array("d", v2).tobytes(), cnc)
+
+    assert older.to_bytes() == v4 and older.recent_events == state.recent_events
+    assert oldest.watermark_ms == 123 and oldest.recent_events == oldest.recent_contents == []
+    assert oldest.windows[0].to_floats() == state.windows[0].to_floats()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +12,12 @@ import pandas as pd
 import pytest
 
 from assetwatch.agents.commands.replay import read_replay_file
-from assetwatch.errors import ConfigError, SerializationError
+from assetwatch.errors import ConfigError, ForeignStateError, SerializationError
 from assetwatch.features.batch import feature_rows
 from assetwatch.features.extractor import FeatureExtractor
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import Profile, load_profile, load_profiles
-from assetwatch.features.state import AssetState
+from assetwatch.features.state import AssetState, profile_digest, stored_profile
 from assetwatch.settings import Settings
 from assetwatch.simulation import TelemetrySimulator, synthetic_fleet
 from tests.data import SKAB_VALVE1
@@ -361,18 +362,24 @@ UNREADABLE_STATES = {
     "empty": lambda good: b"",
     "not a whole number of doubles": lambda good: good[:-3],
     "wrong format version": lambda good: b"\x00" * 8 + good[8:],
-    "more recent events than kept": lambda good: _patch(good, 6 + 4, 17.0),
+    "more recent events than kept": lambda good: _patch(good, _RECENT_AT, 17.0),
     # Loads today with a short last bucket; the next reading in it raises IndexError.
     "one double short": lambda good: good[:-8],
     "first half": lambda good: good[: len(good) // 16 * 8],
     "one double too many": lambda good: good + good[-8:],
     "a second state appended": lambda good: good + good,
-    "more previous values than sensors": lambda good: _patch(good, 5, 5.0),
-    "previous-value count is infinite": lambda good: _patch(good, 5, float("inf")),
-    "previous-value count is nan": lambda good: _patch(good, 5, float("nan")),
-    "first window claims a million buckets": lambda good: _patch(good, 6 + 4 + 1 + 1 + 16, 1e6),
-    "first window has a negative bucket count": lambda good: _patch(good, 6 + 4 + 1 + 1 + 16, -1.0),
+    "more previous values than sensors": lambda good: _patch(good, _PREV_AT, 5.0),
+    "previous-value count is infinite": lambda good: _patch(good, _PREV_AT, float("inf")),
+    "previous-value count is nan": lambda good: _patch(good, _PREV_AT, float("nan")),
+    "first window claims a million buckets": lambda good: _patch(good, _BUCKETS_AT, 1e6),
+    "first window has a negative bucket count": lambda good: _patch(good, _BUCKETS_AT, -1.0),
 }
+_PREV_AT = 6
+"""Where a cnc state holds its previous-value count (after the head and the profile digest)."""
+_RECENT_AT = _PREV_AT + 1 + 4
+"""Its recent-event count, after the 4 previous values."""
+_BUCKETS_AT = _RECENT_AT + 1 + 1 + 16
+"""Its first window's bucket count (no recent events; after 1 + 4 * 4 totals)."""
 
 
 def _patch(state: bytes, index: int, value: float) -> bytes:
@@ -383,17 +390,26 @@ def _patch(state: bytes, index: int, value: float) -> bytes:
 
 
 def test_patched_state_offsets_point_where_the_tests_think(cnc: Profile) -> None:
-    """Index 5 is the previous-value count.
-
-    After 4 values, the recent-event count (0 here), then after 1 + 4 * 4 totals, a bucket
-    count.
-    """
     floats = np.frombuffer(_state_bytes(cnc), dtype=np.float64)
 
-    assert floats[5] == len(cnc.sensors)
-    assert floats[6 + 4] == 0
-    first_window = cnc.windows[0]
-    assert 1 <= floats[6 + 4 + 1 + 1 + 16] <= first_window.n_buckets
+    assert floats[5] == profile_digest("cnc")
+    assert floats[_PREV_AT] == len(cnc.sensors)
+    assert floats[_RECENT_AT] == 0
+    assert 1 <= floats[_BUCKETS_AT] <= cnc.windows[0].n_buckets
+
+
+def test_a_state_of_another_profile_is_refused_even_with_the_same_layout(
+    cnc: Profile,
+) -> None:
+    """A renamed copy of cnc reads cnc's bytes size for size: only the digest tells them apart."""
+    twin = dataclasses.replace(cnc, name="cnc-twin")
+    good = _state_bytes(cnc)
+
+    with pytest.raises(ForeignStateError, match="not of profile cnc-twin"):
+        AssetState.from_bytes(good, twin)
+    assert stored_profile(good, ["pump", "cnc-twin", "cnc"]) == "cnc"
+    assert stored_profile(good, ["pump"]) is None
+    assert AssetState.from_bytes(good, cnc).to_bytes() == good
 
 
 @pytest.mark.parametrize("corrupt", UNREADABLE_STATES.values(), ids=UNREADABLE_STATES.keys())

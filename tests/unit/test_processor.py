@@ -17,6 +17,7 @@ from assetwatch.agents.worker.metrics import Metrics
 from assetwatch.agents.worker.probe import StreamStatus
 from assetwatch.errors import ModelUnavailableError
 from assetwatch.features.profiles import Profile
+from assetwatch.features.state import AssetState
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.schemas.codecs import codec
 from assetwatch.scoring import preparation as preparation_module
@@ -694,3 +695,35 @@ def test_an_asset_that_changes_type_has_those_readings_dead_lettered(
         [letter] = _dead_letters(outcome)
         assert (letter["reason"], letter["source_offset"]) == ("asset_type_changed", offset)
         assert "has cnc readings; this one says pump" in letter["error"]
+
+
+def test_an_asset_that_changes_type_after_a_restart_keeps_its_stored_state(
+    make_processor: Callable[..., BatchProcessor],
+    make_reading: Callable[..., Reading],
+    cnc: Profile,
+    pump: Profile,
+) -> None:
+    """A pump reading of a cnc asset is refused though only the table's bytes are there.
+
+    A new processor keeps no decoded state: the bytes name their profile, so the asset is
+    not started afresh as a pump.
+    """
+    t0 = make_reading()["timestamp"]
+    store: dict[bytes, bytes] = {}
+    _run(make_processor(), _batch([(b"cnc-001", _avro(make_reading(timestamp=t0)))]), store)
+    stored = store[b"cnc-001"]
+    pump_reading = {**make_reading(timestamp=t0 + 1_000), "asset_type": "pump",
+                    "sensors": {s.name: s.baseline for s in pump.sensors}}
+
+    restarted = make_processor()
+    refused = _run(restarted, [Inbound(b"cnc-001", _avro(pump_reading), TOPIC, PARTITION, 101)],
+                   store)
+    [letter] = _dead_letters(refused)
+    assert letter["reason"] == "asset_type_changed"
+    assert "has cnc readings; this one says pump" in letter["error"]
+    assert (refused.predictions, store[b"cnc-001"]) == ([], stored)
+
+    again = _run(restarted, [Inbound(b"cnc-001", _avro(make_reading(timestamp=t0 + 2_000)),
+                                     TOPIC, PARTITION, 102)], store)
+    assert len(again.predictions) == 1
+    assert AssetState.from_bytes(store[b"cnc-001"], cnc).baseline.seen == 2  # not afresh
