@@ -315,11 +315,3 @@ def test_aiokafka_still_builds_fetches_with_the_wait_the_wrap_sets() -> None:
     assert "self._proc_fetch_request(" in inspect.getsource(Fetcher._fetch_requests_routine)
     processing = inspect.getsource(Fetcher._proc_fetch_request)
     assert "needs_wakeup = True" in processing and "return needs_wakeup" in processing
-
-
-def test_fetch_wait_doctest() -> None:
-    import doctest
-
-    from assetwatch.agents.worker import fetch_wait
-
-    assert doctest.testmod(fetch_wait).failed == 0

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 from dataclasses import dataclass
 
 import pytest
 
-import assetwatch.models.feedback
 from assetwatch.models.feedback import (
     Confusion,
     FeedbackJoin,
@@ -184,7 +182,3 @@ def test_flagged_by_anomaly_or_probability_threshold() -> None:
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError):
         FeedbackJoin(H, buffer=0)
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(assetwatch.models.feedback).failed == 0

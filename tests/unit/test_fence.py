@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
 import inspect
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -15,8 +14,6 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-import assetwatch.agents.worker.fence
-import assetwatch.features.state
 from assetwatch.agents.worker.faust_internals import newest_state_table
 from assetwatch.agents.worker.fence import Membership, OwnershipFence, Verdict, verdict
 from assetwatch.agents.worker.metrics import Metrics
@@ -36,11 +33,6 @@ def _state(profile: Profile, offset: int, partition: int = 1) -> bytes:
     state = AssetState.empty(profile)
     state.applied_partition, state.applied_offset = partition, offset
     return state.to_bytes()
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(assetwatch.agents.worker.fence).failed == 0
-    assert doctest.testmod(assetwatch.features.state).failed == 0
 
 
 @pytest.mark.parametrize(("now", "at", "expected"), [

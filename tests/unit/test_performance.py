@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import urllib.error
 import urllib.request
@@ -13,7 +12,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-import assetwatch.agents.commands.labels
 from assetwatch.agents.commands.labels import label_record, parse_event_time
 from assetwatch.agents.endpoint import MonitoringServer
 from assetwatch.agents.feedback.performance import FeedbackCollector, FeedbackConfig, FeedbackView
@@ -147,7 +145,3 @@ def test_event_times(text: str | None, ms: int) -> None:
 def test_a_bad_event_time_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_event_time("yesterday")
-
-
-def test_label_doctests() -> None:
-    assert doctest.testmod(assetwatch.agents.commands.labels).failed == 0

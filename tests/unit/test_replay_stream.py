@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-import assetwatch.agents.commands.progress
 from assetwatch.agents.commands.progress import Progress
 from assetwatch.agents.commands.replay import (
     count_rows,
@@ -82,7 +80,3 @@ def test_progress_is_written_at_most_once_per_interval_and_at_the_end() -> None:
     assert len(lines) == 4  # at 1.2 s, 2.4 s, 3.6 s, and the final one
     assert lines[0] == "replay: 300/1,000 rows (30%), 250 rows/s, ETA 3s"
     assert lines[-1].startswith("replay: 1,000/1,000 rows (100%)")
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(assetwatch.agents.commands.progress).failed == 0

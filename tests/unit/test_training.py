@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import signal
 from collections.abc import Callable
@@ -15,7 +14,6 @@ import pytest
 from mlflow.models import get_model_info
 from mlflow.tracking import MlflowClient
 
-import assetwatch.features.readings
 from assetwatch import cli
 from assetwatch.errors import ConfigError
 from assetwatch.features.profiles import Profile
@@ -63,10 +61,6 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> RegistryConfig:
 def searched(skab_csv: Path, pump: Profile) -> TrainingResult:
     readings = read_labelled_readings(skab_csv, pump, label_column="anomaly")
     return train_models(pump, readings, trees=6, seed=3, trials=TRIALS)
-
-
-def test_reading_helpers_doctest() -> None:
-    assert doctest.testmod(assetwatch.features.readings).failed == 0
 
 
 def test_skab_csv_reads_with_its_anomaly_column_as_labels(skab_csv: Path, pump: Profile) -> None:

@@ -76,11 +76,6 @@ def test_registry_subjects_get_ids_and_records_decode_with_fastavro_from_the_reg
 
 
 def test_framing_is_told_by_the_first_bytes() -> None:
-    import doctest
-
-    import assetwatch.schemas.wire
-
-    assert doctest.testmod(assetwatch.schemas.wire).failed == 0
     assert framing(_letter()) == "single-object"
     assert framing(b"\x00\x00\x01") == "unknown"  # too short for a schema id
     assert framing(b"plain text") == "unknown"
