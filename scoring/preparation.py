@@ -290,8 +290,10 @@ class Preparer:
                load_state: LoadState) -> AssetState:
         """The asset's state in this batch, loaded on its first reading.
 
-        Raises :class:`InvalidReadingError` when the state is another profile's: an asset's
-        readings must keep one type, or they would fold into windows of other sensors.
+        Raises :class:`InvalidReadingError` when the state is another served profile's: an
+        asset's readings must keep one type, or they would fold into windows of other sensors.
+        A stored state whose profile digest names no served profile (damaged, or of a profile
+        this worker does not serve) is unreadable here: the asset starts afresh, logged.
         """
         state = prepared.states.get(asset)
         if state is None:
@@ -299,8 +301,12 @@ class Preparer:
             try:
                 state = self._decoded.load(asset, profile, raw)
             except ForeignStateError:  # stored by another profile (before a restart, say)
-                raise _type_changed(asset, stored_profile(raw or b"", self._profiles) or "other",
-                                    profile) from None
+                stored = stored_profile(raw or b"", self._profiles)
+                if stored is not None:
+                    raise _type_changed(asset, stored, profile) from None
+                log.error("feature state of %s names no profile served here: starting it "
+                          "afresh as %s", loggable(asset), profile.name)
+                state = AssetState.empty(profile)
             prepared.loaded[asset], prepared.states[asset] = raw, state
         if state.profile != profile.name:
             raise _type_changed(asset, state.profile, profile)

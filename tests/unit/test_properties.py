@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from assetwatch.errors import SerializationError
 from assetwatch.features.profiles import Profile, load_profiles
+from assetwatch.features.state import source_position
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.models.training import synthetic_readings, train_models
 from assetwatch.schemas.codecs import MAGIC, codec, decode_any
@@ -386,3 +388,76 @@ def test_valid_readings_are_always_scored(
         assert math.isfinite(p["anomaly_score"]) and 0.0 <= p["failure_probability"] <= 1.0
         assert all(math.isfinite(f["value"]) and math.isfinite(f["z_score"])
                    for f in p["top_features"])
+
+
+def _stored_after(processor: BatchProcessor, readings: list[Reading]) -> bytes:
+    """The state bytes the asset of ``readings`` has once they are processed."""
+    store: dict[bytes, bytes] = {}
+    batch = _inbound([(r["asset_id"].encode(), TELEMETRY.encode(r)) for r in readings])
+    for asset, (_, raw) in processor.process(batch, store.get).states.items():
+        store[asset] = raw
+    return store[readings[0]["asset_id"].encode()]
+
+
+def _damaged_floats(data: bytes) -> st.SearchStrategy[bytes]:
+    """``data`` with one of its doubles replaced: counts, times and window totals alike."""
+    specials = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -1.0, 1e300, 2.0**53])
+    return st.tuples(st.integers(0, len(data) // 8 - 1), specials | st.floats()).map(
+        lambda t: data[: 8 * t[0]] + struct.pack("<d", t[1]) + data[8 * t[0] + 8 :]
+    )
+
+
+def _after_damage(
+    cnc_model: ScoringModel, pump_model: ScoringModel, damage: Callable[[bytes], bytes]
+) -> tuple[bytes, Outcome]:
+    """A cnc asset's stored state after three readings, damaged, and a fourth's outcome."""
+    config = Settings(_env_file=None, profiles=("cnc", "pump"))  # type: ignore[call-arg]
+    models = {"cnc": cnc_model, "pump": pump_model}
+
+    def processor() -> BatchProcessor:
+        return BatchProcessor(config, PROFILES, models.__getitem__, clock=lambda: NOW_MS / 1e3)
+
+    first = [_cnc(f"evt-{i}", "cnc-9", (100.0 + i, 1.0, 30.0, 20.0)) for i in range(3)]
+    for i, reading in enumerate(first):
+        reading["timestamp"] = T0 + i * 1000
+    damaged = damage(_stored_after(processor(), first))
+    later = {**_cnc("evt-9", "cnc-9", (104.0, 1.0, 31.0, 21.0)), "timestamp": T0 + 9000}
+    batch = [Inbound(b"cnc-9", TELEMETRY.encode(later), TOPIC, PARTITION, len(first))]
+    return damaged, processor().process(batch, {b"cnc-9": damaged}.get)
+
+
+def _one_outcome(damaged: bytes, outcome: Outcome) -> list[str]:
+    """The reading had exactly one outcome; its dead letters' reasons.
+
+    The one reading a state may silently skip is one it claims to hold already (its
+    source offset says so): that is how a replay after a restart looks.
+    """
+    letters = [codec("DeadLetter").decode(d.value)["reason"] for d in outcome.dead_letters]
+    assert len(outcome.predictions) + len(letters) + outcome.replayed == 1
+    assert not letters or letters[0] in REASONS | {"late", "duplicate_event"}, letters
+    if outcome.replayed:
+        claimed = source_position(damaged)
+        assert claimed is not None and claimed >= (PARTITION, 3), claimed
+    return letters
+
+
+@BATCHES
+@given(data=st.data())
+def test_a_damaged_stored_state_still_gives_the_reading_one_outcome(
+    cnc_model: ScoringModel, pump_model: ScoringModel, data: st.DataObject
+) -> None:
+    """A changelog record damaged or cut short reads as a fresh state, never a stuck asset."""
+    _one_outcome(*_after_damage(cnc_model, pump_model, lambda stored: data.draw(
+        _mutations(stored) | _damaged_floats(stored) | st.binary(max_size=64))))
+
+
+@pytest.mark.parametrize("byte", [8, 40, 41, 47], ids=["watermark", "digest", "digest+1",
+                                                          "digest-top"])
+def test_a_damaged_profile_digest_is_a_fresh_state_not_a_type_change(
+    cnc_model: ScoringModel, pump_model: ScoringModel, byte: int
+) -> None:
+    """Found by the property above: a flipped digest byte dead-lettered every later reading."""
+    damaged, outcome = _after_damage(
+        cnc_model, pump_model, lambda s: s[:byte] + bytes([s[byte] ^ 1]) + s[byte + 1 :])
+    assert _one_outcome(damaged, outcome) == []
+    assert len(outcome.predictions) == 1
