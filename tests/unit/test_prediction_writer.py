@@ -12,6 +12,8 @@ from assetwatch.errors import SerializationError
 from assetwatch.schemas.codecs import codec
 from assetwatch.schemas.prediction_rows import PredictionIds, PredictionRows
 from assetwatch.schemas.prediction_writer import (
+    _long,
+    _times,
     check_schema,
     encode_prediction,
     encode_predictions,
@@ -64,9 +66,13 @@ def test_a_record_off_the_schema_is_a_serialization_error(change: dict[str, Any]
         encode_prediction(PREDICTION.header, missing)
 
 
+epoch_ms = st.integers(2**34 - 2, 2**41 + 1)
+"""Times whose varint is 6 bytes (written for the whole column at once), and either side."""
+
+
 NAMES = ("temperature_mean_5m", "vibration", "power_std_30m", "spindle_speed_roc")
 row_records = st.fixed_dictionaries({
-    "asset_id": text, "event_id": text, "event_timestamp": longs,
+    "asset_id": text, "event_id": text, "event_timestamp": st.one_of(epoch_ms, longs),
     "anomaly_score": doubles, "is_anomaly": st.booleans(), "failure_probability": doubles,
     "top": st.lists(st.tuples(st.integers(0, len(NAMES) - 1), doubles, doubles), max_size=5),
     "calibrating": st.booleans(), "baseline_score": doubles,
@@ -91,3 +97,10 @@ def test_a_batch_from_columns_gives_each_records_bytes(
     encoded = encode_predictions(PREDICTION.header, columns)
 
     assert encoded == [PREDICTION.encode(columns.record(i)) for i in range(len(rows))]
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.integers(2**34, 2**41 - 1), max_size=40) | st.lists(epoch_ms, max_size=40)
+       | st.lists(longs, max_size=5))
+def test_a_column_of_times_gives_each_times_varint(ms: list[int]) -> None:
+    assert _times(ms) == [_long(n) for n in ms]
