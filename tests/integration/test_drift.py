@@ -55,7 +55,10 @@ def test_drift_alerts_stay_quiet_on_stationary_data_and_name_a_shifted_sensor(
     start_worker: Callable[[Settings], WorkerProcess],
     registered_models: dict[str, str],
 ) -> None:
-    settings = make_settings(profiles=("cnc",))  # default window 3000 rows, step 500
+    # One partition: the worker reads the readings in event-time order, as a live fleet's
+    # arrive. A backlog over several partitions is read unevenly (each partition's assets at
+    # their own pace), so a window mixes event times and the delay below would mean little.
+    settings = make_settings(profiles=("cnc",), partitions=1)  # default window 3000 rows, step 500
     readings, shift_ms = _readings(int(time.time() * 1000) - (STATIONARY_S + SHIFTED_S) * 1000)
     worker = start_worker(settings)
     publish(ReadingPublisher(settings), readings)
@@ -80,7 +83,9 @@ def test_drift_alerts_stay_quiet_on_stationary_data_and_name_a_shifted_sensor(
     assert after, "no drift alert after the vibration shift"
     assert {a["feature"] for a in after} <= VIBRATION_COLUMNS | OUTPUT_COLUMNS
     assert {a["feature"] for a in after} & VIBRATION_COLUMNS
-    assert rows_to_alert is not None and rows_to_alert <= 2 * settings.drift_window
+    # raised before a whole window of shifted rows (measured: 1,890 of 3,000); the readings
+    # hold 6,000 shifted rows, so this bound can fail
+    assert rows_to_alert is not None and rows_to_alert <= settings.drift_window
     alert = after[0]
     print(json.dumps(alert))
     assert alert["model_name"] == settings.model_name("cnc")
