@@ -54,9 +54,10 @@ def _times(ms: list[int]) -> list[bytes]:
     Event times of this century are all 6 bytes long: their 7-bit groups are spread with
     numpy over the batch at once (the per-row loop cost more than anything else a row does).
     """
-    times = np.asarray(ms, dtype=np.int64)
-    if not times.size or times.min() < _SIX_BYTES[0] or times.max() >= _SIX_BYTES[1]:
-        return [_long(n) for n in ms]
+    times = np.array(ms)  # int64 only if every one is an int that fits (no conversions)
+    if (times.dtype != np.int64 or not times.size or times.min() < _SIX_BYTES[0]
+            or times.max() >= _SIX_BYTES[1]):
+        return [_long(n) for n in ms]  # each in turn: one off the schema says why
     zigzag = times.astype(np.uint64) << np.uint64(1)
     spread = zigzag & _SIX_MASKS[0]
     for k in range(1, 6):

@@ -104,3 +104,13 @@ def test_a_batch_from_columns_gives_each_records_bytes(
        | st.lists(longs, max_size=5))
 def test_a_column_of_times_gives_each_times_varint(ms: list[int]) -> None:
     assert _times(ms) == [_long(n) for n in ms]
+
+
+@pytest.mark.parametrize("ms", [[2**40, 2**63], [2**40, -(2**63) - 1], [2**40, "1"],
+                                [2**40, 2.0**40]])
+def test_a_column_of_times_off_the_schema_fails_as_each_time_would(ms: list[Any]) -> None:
+    """Nothing is converted: encode_predictions words the error (a SerializationError)."""
+    with pytest.raises((SerializationError, TypeError)) as each:
+        [_long(n) for n in ms]
+    with pytest.raises(each.type):
+        _times(ms)
