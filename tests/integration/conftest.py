@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from assetwatch.agents.kafka.consumer import Record, RecordReader
 from assetwatch.agents.kafka.topics import ensure_topics
@@ -160,6 +161,15 @@ def http_get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def drift_divergence(settings: Settings, profile: str) -> dict[str, float]:
+    """A profile's latest drift divergence per watched column, from the worker's /metrics."""
+    status, text = http_get(f"http://127.0.0.1:{settings.metrics_port}/metrics")
+    assert status == 200
+    return {s.labels["feature"]: round(s.value, 4)
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == "assetwatch_drift_divergence" and s.labels.get("profile") == profile}
 
 
 def poll_until(check: Callable[[], Any], what: str, alive: Callable[[], None],

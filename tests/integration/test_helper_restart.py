@@ -17,6 +17,7 @@ import pytest
 
 from assetwatch.agents.commands.simulate import SimulationPlan
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.worker.progress import EXIT_SCORING_LOST
 from assetwatch.settings import Settings
 from tests.integration.conftest import WorkerProcess, collect
 from tests.integration.test_failures import (
@@ -87,7 +88,7 @@ def test_a_helper_killed_twice_in_a_row_is_survived_or_the_worker_exits(
     records = collect(settings, _topics(settings),
                       lambda rs: worker.exited() or _all_predicted(ids)(rs), timeout_s=bound_s)
     if worker.exited():
-        assert worker.process.returncode != 0
+        assert worker.process.returncode == EXIT_SCORING_LOST  # it said so, and stopped
         print({"test": "helper killed twice", "exit": worker.process.returncode})
         return
     figures = _figures("helper killed twice", len(readings), records, ids)

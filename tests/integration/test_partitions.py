@@ -69,6 +69,7 @@ def test_crc32_produced_readings_are_dead_lettered_never_scored_on_a_second_stat
     n = settings.partitions
     assets = [a for a in (f"cnc-{i:03d}" for i in range(20))
               if zlib.crc32(a.encode()) % n != partition_for(a.encode(), n)][:6]
+    assert len(assets) == 6  # the setup: six assets CRC32 and murmur2 place apart
     worker = start_worker(settings)
     publisher = ReadingPublisher(settings)
     for asset in assets:  # each asset's newest reading, on its own partition

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -57,7 +58,7 @@ def test_ctrl_c_stops_the_worker_and_its_helper_quietly_with_status_0(
     text = worker.log_text()
     print(json.dumps({"test": "worker-ctrl-c", "readings": sent, "status": status,
                       "stop_seconds": round(stopped_s, 1)}))
-    assert "scoring helper" in text and "started" in text  # the helper ran, and got SIGINT
+    assert re.search(r"scoring helper( \d+/\d+)? \d+ started", text), text[-3000:]  # it ran
     assert status == 0, text[-3000:]
     noise = [line for line in text.splitlines() if any(word in line for word in NOISE)]
     assert noise == [], text[-3000:]
