@@ -8,6 +8,7 @@ otherwise the bundled tansu binary on a free 127.0.0.1 port (what CI here uses).
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from assetwatch.agents.kafka.consumer import Record, RecordReader
+from assetwatch.agents.kafka.producer import ReadingPublisher, publish
 from assetwatch.agents.kafka.topics import ensure_topics
 from assetwatch.agents.local.broker import start_broker
 from assetwatch.agents.local.worker_process import WorkerProcess as LocalWorker
@@ -170,6 +172,37 @@ def drift_divergence(settings: Settings, profile: str) -> dict[str, float]:
     return {s.labels["feature"]: round(s.value, 4)
             for family in text_string_to_metric_families(text) for s in family.samples
             if s.name == "assetwatch_drift_divergence" and s.labels.get("profile") == profile}
+
+
+class ReadingStream:
+    """Readings sent at ``rate`` per second from a thread, until stopped.
+
+    The stream keeps flowing whatever happens meanwhile: give it far more readings than any
+    wait needs.
+    """
+
+    def __init__(self, settings: Settings, readings: list[dict[str, Any]], rate: float) -> None:
+        self._readings = readings
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=publish, args=(
+            ReadingPublisher(settings), readings, rate, self._count, self._stop), daemon=True)
+        self._thread.start()
+
+    def _count(self, sent: int) -> None:
+        self.sent = sent
+
+    def until_sent(self, count: int, workers: tuple[WorkerProcess, ...]) -> None:
+        """Wait until ``count`` readings are sent (the pool is far larger than any wait)."""
+        poll_until(lambda: self.sent >= count, f"{count} readings sent",
+                   lambda: [w.alive() for w in workers], timeout_s=60)
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop sending; the readings sent (and flushed)."""
+        self._stop.set()
+        self._thread.join()
+        assert self.sent < len(self._readings), "the stream ran dry before it was stopped"
+        return self._readings[: self.sent]
 
 
 def poll_until(check: Callable[[], Any], what: str, alive: Callable[[], None],

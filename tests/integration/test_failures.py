@@ -27,7 +27,13 @@ from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import load_profile
 from assetwatch.schemas.codecs import codec
 from assetwatch.settings import Settings
-from tests.integration.conftest import WorkerProcess, champion, collect, poll_until
+from tests.integration.conftest import (
+    ReadingStream,
+    WorkerProcess,
+    champion,
+    collect,
+    poll_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,19 +174,18 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
     start_worker: Callable[[Settings], WorkerProcess],
 ) -> None:
     settings = make_settings(profiles=("cnc",))
-    readings = _readings(SimulationPlan(assets=24, count=24 * 500, rate=1e9, seed=23))
-    ids = {r["event_id"] for r in readings}
     first = start_worker(settings)
-    sender = threading.Thread(
-        target=lambda: publish(ReadingPublisher(settings), readings, rate=800))
-    sender.start()
-    collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 5,
-            workers=(first,))
+    stream = ReadingStream(settings, _readings(
+        SimulationPlan(assets=24, count=24 * 5000, rate=1e9, seed=23)), rate=600)
+    collect(settings, _topics(settings), lambda rs: len(rs) >= 2400, workers=(first,))
     second = start_worker(settings)  # joins: a rebalance while readings flow
-    collect(settings, _topics(settings), lambda rs: len(rs) >= len(readings) // 2,
+    joined = stream.sent
+    collect(settings, _topics(settings), lambda rs: len(rs) >= joined + 1200,
             workers=(first, second))
-    assert first.stop() == 0  # leaves: another rebalance
-    sender.join()
+    assert first.stop() == 0  # leaves: another rebalance, the stream still flowing
+    stream.until_sent(stream.sent + 1200, (second,))
+    readings = stream.stop()
+    ids = {r["event_id"] for r in readings}
     records = collect(settings, _topics(settings), _all_predicted(ids), workers=(second,))
 
     figures = _figures("rebalance", len(readings), records, ids)

@@ -30,7 +30,12 @@ from assetwatch.models.registry import (
 )
 from assetwatch.models.training import TrainingResult, synthetic_readings, train_models
 from assetwatch.settings import Settings
-from tests.integration.conftest import WorkerProcess, collect, settings_env
+from tests.integration.conftest import (
+    ReadingStream,
+    WorkerProcess,
+    collect,
+    settings_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,18 +117,18 @@ def test_promote_reject_and_rollback_reach_every_worker_without_a_restart(
     publish(ReadingPublisher(settings), warmup)
     assert {r.fields["model_version"] for r in _answered(settings, warmup, workers)} == {v1}
 
-    # Promote while readings flow.
-    flowing = _readings(4800, seed=2, prefix="flow")
-    sender = threading.Thread(target=lambda: publish(ReadingPublisher(settings), flowing))
-    sender.start()
+    # Promote while readings flow: they flow before the promotion and on past both swaps.
+    stream = ReadingStream(settings, _readings(48_000, seed=2, prefix="flow"), rate=400)
+    stream.until_sent(200, workers)
     promoted = _cli(monkeypatch, settings, capsys, "promote", "--profile", PROFILE)
     assert (promoted["version"], promoted["previous"]) == (v2, v1)
     _wait_for_alerts(settings, "MODEL_SWAPPED", v2, workers)
-    sender.join()
+    stream.until_sent(stream.sent + 200, workers)
+    flowing = stream.stop()
     after = _readings(480, seed=3, prefix="after")
     publish(ReadingPublisher(settings), after)
     answered = _answered(settings, flowing, workers)
-    assert {r.fields["model_version"] for r in answered} <= {v1, v2}
+    assert {r.fields["model_version"] for r in answered} == {v1, v2}  # swapped mid-stream
     by_partition: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for record in answered:
         by_partition[record.partition].append((record.offset, record.fields["model_version"]))
