@@ -37,6 +37,10 @@ from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
 
+IMPLAUSIBLE_AHEAD_MS = 86_400_000
+"""A stored watermark this far past now (beyond the future skew a reading may have) is no
+clock's skew but a damaged state: kept, it would make every reading of the asset late."""
+
 LoadState = Callable[[bytes], bytes | None]
 """The stored bytes of an asset's state, or None if it has none."""
 
@@ -105,6 +109,8 @@ class Prepared:
     """Readings folded (so also published) before a restart: skipped, not published twice."""
     resets: int = 0
     """BaselineReset orders applied."""
+    now_ms: int = 0
+    """The time the batch was taken (its readings' future and past limits)."""
 
 
 class Preparer:
@@ -138,8 +144,8 @@ class Preparer:
 
     def prepare(self, batch: Sequence[Inbound], load_state: LoadState) -> Prepared:
         """Decode, validate and fold every reading into its asset's state, in order."""
-        prepared = Prepared()
         now_ms = int(self._clock() * 1000)
+        prepared = Prepared(now_ms=now_ms)
         unfolded: dict[bytes, _Unfolded] = {}
         for inbound in batch:
             if inbound.value is not None and inbound.value.startswith(self._reset_header):
@@ -293,7 +299,8 @@ class Preparer:
         Raises :class:`InvalidReadingError` when the state is another served profile's: an
         asset's readings must keep one type, or they would fold into windows of other sensors.
         A stored state whose profile digest names no served profile (damaged, or of a profile
-        this worker does not serve) is unreadable here: the asset starts afresh, logged.
+        this worker does not serve) is unreadable here, as is one whose newest reading is a
+        day or more ahead of now: the asset starts afresh, logged.
         """
         state = prepared.states.get(asset)
         if state is None:
@@ -306,6 +313,11 @@ class Preparer:
                     raise _type_changed(asset, stored, profile) from None
                 log.error("feature state of %s names no profile served here: starting it "
                           "afresh as %s", loggable(asset), profile.name)
+                state = AssetState.empty(profile)
+            if state.watermark_ms > prepared.now_ms + self._future_ms + IMPLAUSIBLE_AHEAD_MS:
+                log.error("feature state of %s has its newest reading at %d ms, a day or more "
+                          "ahead of now: damaged, starting it afresh", loggable(asset),
+                          state.watermark_ms)
                 state = AssetState.empty(profile)
             prepared.loaded[asset], prepared.states[asset] = raw, state
         if state.profile != profile.name:

@@ -461,3 +461,14 @@ def test_a_damaged_profile_digest_is_a_fresh_state_not_a_type_change(
         cnc_model, pump_model, lambda s: s[:byte] + bytes([s[byte] ^ 1]) + s[byte + 1 :])
     assert _one_outcome(damaged, outcome) == []
     assert len(outcome.predictions) == 1
+
+
+@pytest.mark.parametrize("watermark", [1e15, 2.0**62, 1e300])
+def test_a_stored_watermark_far_ahead_of_now_is_damage_not_a_stuck_asset(
+    cnc_model: ScoringModel, pump_model: ScoringModel, watermark: float
+) -> None:
+    """Kept, such a watermark would make every later reading of the asset late."""
+    damaged, outcome = _after_damage(
+        cnc_model, pump_model, lambda s: s[:8] + struct.pack("<d", watermark) + s[16:])
+    assert _one_outcome(damaged, outcome) == []
+    assert len(outcome.predictions) == 1
