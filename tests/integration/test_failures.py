@@ -79,11 +79,15 @@ def _assert_scores_match_an_uninterrupted_run(
     assert model is not None
     expected = model.bundle.score(compute_features(frame, load_profile("cnc")).to_numpy())
     by_event = {r["event_id"]: i for i, r in enumerate(readings)}
-    rows = [(by_event[r.fields["event_id"]], r.fields["anomaly_score"])
-            for r in records if r.kind == "Prediction"]
-    index = np.array([i for i, _ in rows])
-    got = np.array([score for _, score in rows])
-    np.testing.assert_allclose(got, expected.anomaly_score[index], rtol=1e-9, atol=0)
+    predictions = [r for r in records if r.kind == "Prediction"]
+    index = np.array([by_event[r.fields["event_id"]] for r in predictions])
+    got = np.array([r.fields["anomaly_score"] for r in predictions])
+    off = np.flatnonzero(~np.isclose(got, expected.anomaly_score[index], rtol=1e-9, atol=0))
+    # each mismatch named: which reading, where its prediction landed, and when it was made
+    assert off.size == 0, [
+        (predictions[i].fields["event_id"], predictions[i].partition, predictions[i].offset,
+         predictions[i].fields["processed_timestamp"], got[i], expected.anomaly_score[index[i]])
+        for i in off.tolist()[:10]]
 
 
 def _poison(reading: dict[str, Any]) -> dict[str, bytes | None]:
