@@ -137,7 +137,8 @@ class Preparer:
         self._dead_letter = DeadLetterWriter(settings.max_message_bytes, clock)
         self._reset_header = codec("BaselineReset").header
         # the batches in flight and the one being taken: their states all stay decoded
-        self._decoded = DecodedStates((settings.batches_in_flight + 1) * settings.batch_max_events)
+        self._decoded = DecodedStates((settings.batches_in_flight + 1) * settings.batch_max_events,
+                                      self._profiles)
         self._grace_ms = int(settings.late_grace_s * 1000)
         self._future_ms = int(settings.max_future_skew_s * 1000)
         self._past_ms = int(settings.max_past_age_s * 1000)
@@ -307,13 +308,9 @@ class Preparer:
             raw = load_state(asset)
             try:
                 state = self._decoded.load(asset, profile, raw)
-            except ForeignStateError:  # stored by another profile (before a restart, say)
-                stored = stored_profile(raw or b"", self._profiles)
-                if stored is not None:
-                    raise _type_changed(asset, stored, profile) from None
-                log.error("feature state of %s names no profile served here: starting it "
-                          "afresh as %s", loggable(asset), profile.name)
-                state = AssetState.empty(profile)
+            except ForeignStateError:  # stored by another served profile (before a restart)
+                raise _type_changed(asset, stored_profile(raw or b"", self._profiles) or "other",
+                                    profile) from None
             if state.watermark_ms > prepared.now_ms + self._future_ms + IMPLAUSIBLE_AHEAD_MS:
                 log.error("feature state of %s has its newest reading at %d ms, a day or more "
                           "ahead of now: damaged, starting it afresh", loggable(asset),

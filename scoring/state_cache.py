@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from assetwatch.errors import ForeignStateError, SerializationError
 from assetwatch.features.profiles import Profile
-from assetwatch.features.state import AssetState, further_along
+from assetwatch.features.state import AssetState, further_along, stored_profile
 from assetwatch.text import loggable
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ class DecodedStates:
     a later batch folds on is evicted before it is written.
     """
 
-    def __init__(self, capacity: int = DECODED_STATES_KEPT) -> None:
+    def __init__(self, capacity: int = DECODED_STATES_KEPT, served: Iterable[str] = ()) -> None:
         self._capacity = max(capacity, DECODED_STATES_KEPT)
+        self._served = tuple(served)
+        """The profiles served: a stored state naming none of them is damaged, not foreign."""
         self._decoded: OrderedDict[bytes, tuple[bytes, AssetState]] = OrderedDict()
 
     def load(self, asset: bytes, profile: Profile, raw: bytes | None) -> AssetState:
@@ -42,7 +45,8 @@ class DecodedStates:
         readings then count as replays). A table state further along the asset's partition
         (written by the partition's owner meanwhile) wins. An entry leaves the cache while its
         batch runs and comes back only with the bytes the batch ended with. Stored bytes of
-        another profile raise :class:`ForeignStateError`; unreadable ones start afresh.
+        another served profile raise :class:`ForeignStateError`; unreadable ones (a profile
+        digest naming no served profile among them) start afresh.
         """
         kept = self._decoded.pop(asset, None)
         if kept is not None and (kept[0] == raw or further_along(kept[0], raw)):
@@ -52,7 +56,11 @@ class DecodedStates:
         try:
             return AssetState.from_bytes(raw, profile)
         except ForeignStateError:  # the reading's fault, not the state's: the state stays
-            raise
+            if stored_profile(raw, self._served) is not None:
+                raise
+            log.error("feature state of %s names no profile served here: starting it afresh",
+                      loggable(asset))
+            return AssetState.empty(profile)
         except SerializationError:
             log.exception("feature state of %s is unreadable: starting it afresh", loggable(asset))
             return AssetState.empty(profile)
