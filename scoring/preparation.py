@@ -44,6 +44,9 @@ clock's skew but a damaged state: kept, it would make every reading of the asset
 LoadState = Callable[[bytes], bytes | None]
 """The stored bytes of an asset's state, or None if it has none."""
 
+LogEnds = Mapping[int, int]
+"""Per partition of a batch, the end of its log (the high watermark) when the batch was taken."""
+
 
 @dataclass(slots=True)
 class Scorable:
@@ -111,6 +114,8 @@ class Prepared:
     """BaselineReset orders applied."""
     now_ms: int = 0
     """The time the batch was taken (its readings' future and past limits)."""
+    log_ends: LogEnds = field(default_factory=dict)
+    """Where the batch's partitions ended when it was taken: no state applied an offset past."""
 
 
 class Preparer:
@@ -143,10 +148,14 @@ class Preparer:
         self._future_ms = int(settings.max_future_skew_s * 1000)
         self._past_ms = int(settings.max_past_age_s * 1000)
 
-    def prepare(self, batch: Sequence[Inbound], load_state: LoadState) -> Prepared:
-        """Decode, validate and fold every reading into its asset's state, in order."""
+    def prepare(self, batch: Sequence[Inbound], load_state: LoadState,
+                log_ends: LogEnds | None = None) -> Prepared:
+        """Decode, validate and fold every reading into its asset's state, in order.
+
+        ``log_ends``: where the batch's partitions ended (unknown ones are not checked).
+        """
         now_ms = int(self._clock() * 1000)
-        prepared = Prepared(now_ms=now_ms)
+        prepared = Prepared(now_ms=now_ms, log_ends=log_ends or {})
         unfolded: dict[bytes, _Unfolded] = {}
         for inbound in batch:
             if inbound.value is not None and inbound.value.startswith(self._reset_header):
@@ -301,7 +310,9 @@ class Preparer:
         asset's readings must keep one type, or they would fold into windows of other sensors.
         A stored state whose profile digest names no served profile (damaged, or of a profile
         this worker does not serve) is unreadable here, as is one whose newest reading is a
-        day or more ahead of now: the asset starts afresh, logged.
+        day or more ahead of now: the asset starts afresh, logged. A state that claims to
+        have applied an offset at or past its partition's end keeps its features but not
+        that claim (logged), or every reading up to it would be skipped as a replay.
         """
         state = prepared.states.get(asset)
         if state is None:
@@ -316,6 +327,7 @@ class Preparer:
                           "ahead of now: damaged, starting it afresh", loggable(asset),
                           state.watermark_ms)
                 state = AssetState.empty(profile)
+            _drop_impossible_position(state, asset, prepared.log_ends)
             prepared.loaded[asset], prepared.states[asset] = raw, state
         if state.profile != profile.name:
             raise _type_changed(asset, state.profile, profile)
@@ -373,6 +385,22 @@ def _refuse_known(state: AssetState, event: float, content: float, event_id: str
                                   "in: an exact re-send")
     raise InvalidReadingError("duplicate_event", f"event id {loggable(event_id)} was already "
                               "used by another reading of this asset")
+
+
+def _drop_impossible_position(state: AssetState, asset: bytes, log_ends: LogEnds) -> None:
+    """Forget the offset ``state`` applied if its partition's log has not reached it.
+
+    Every offset a worker applied was below the log's end then, and the end only grows; a
+    state past it outlived its topic (deleted and created again: offsets start at 0 anew)
+    or is damaged.
+    """
+    end = log_ends.get(state.applied_partition)
+    if end is not None and state.applied_offset >= end:
+        log.error("feature state of %s applied offset %d of partition %d, whose log ends at "
+                  "%d: its topic was created again or the state is damaged; its readings are "
+                  "taken as new from here (its features are kept)", loggable(asset),
+                  state.applied_offset, state.applied_partition, end)
+        state.applied_partition = state.applied_offset = -1
 
 
 def _holds(state: AssetState, inbound: Inbound) -> bool:

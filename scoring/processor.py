@@ -28,7 +28,7 @@ from assetwatch.scoring.guard import non_finite_rows
 from assetwatch.scoring.observers import Observer, Scored, default_observers
 from assetwatch.scoring.outcome import RECENT_PREDICTIONS, Outcome
 from assetwatch.scoring.predictions import PredictionIds, PredictionRows, prediction_rows
-from assetwatch.scoring.preparation import LoadState, Prepared, Preparer, Scorable
+from assetwatch.scoring.preparation import LoadState, LogEnds, Prepared, Preparer, Scorable
 from assetwatch.scoring.records import Inbound, Outbound, Output
 from assetwatch.scoring.shadow import Shadows
 from assetwatch.settings import Settings
@@ -80,9 +80,10 @@ class BatchProcessor:
                            *observers]
         """What each profile's scored rows give rise to besides predictions, in order."""
 
-    def process(self, batch: Sequence[Inbound], load_state: LoadState) -> Outcome:
+    def process(self, batch: Sequence[Inbound], load_state: LoadState,
+                log_ends: LogEnds | None = None) -> Outcome:
         """:meth:`prepare` then :meth:`score`: the whole batch, one model call per profile."""
-        return self.score(self.prepare(batch, load_state))
+        return self.score(self.prepare(batch, load_state, log_ends))
 
     def forget(self) -> None:
         """Drop what was kept from earlier batches: call it when a batch fails anywhere.
@@ -91,9 +92,14 @@ class BatchProcessor:
         """
         self._preparer.forget()
 
-    def prepare(self, batch: Sequence[Inbound], load_state: LoadState) -> Prepared:
-        """Decode, validate and fold every reading into its asset's state, in order."""
-        return self._preparer.prepare(batch, load_state)
+    def prepare(self, batch: Sequence[Inbound], load_state: LoadState,
+                log_ends: LogEnds | None = None) -> Prepared:
+        """Decode, validate and fold every reading into its asset's state, in order.
+
+        ``log_ends``: where the batch's partitions ended when it was taken (the states'
+        applied offsets are checked against them: :class:`Preparer`).
+        """
+        return self._preparer.prepare(batch, load_state, log_ends)
 
     def score(self, prepared: Prepared) -> Outcome:
         """One model call per profile for the batch; encode predictions."""

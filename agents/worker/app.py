@@ -25,6 +25,7 @@ from assetwatch.agents.worker.faust_internals import (
     channel_queue,
     faust_version_verified,
     generation,
+    log_ends,
     membership,
     newest_state_table,
 )
@@ -164,7 +165,8 @@ def create_app(
         ownership = Ownership(OwnershipFence(lambda: membership(app), settings.session_timeout_s),
                               lambda events: abandon(app, events), lambda: generation(app))
         await BatchPipeline(settings, scorer, states, metrics, lambda messages: ack(app, messages),
-                            silence, progress, index, ownership).run(queue)
+                            silence, progress, index, ownership,
+                            lambda messages: log_ends(app, messages)).run(queue)
 
     if probe is not None:
         async def attach_probe() -> None:

@@ -614,6 +614,16 @@ def read_status(app: Any, topic: str) -> StreamStatus:
     )
 
 
+def log_ends(app: Any, messages: Sequence[Message]) -> dict[int, int]:
+    """The high watermark of each partition of ``messages`` at its last fetch, where known."""
+    ends = {}
+    for tp in {message.tp for message in messages}:
+        high = _highwater(app.consumer, tp)
+        if high is not None:
+            ends[tp.partition] = high
+    return ends
+
+
 def _highwater(consumer: Any, tp: Any) -> int | None:
     """The high watermark of the last fetch response, if there was one yet."""
     try:

@@ -76,6 +76,9 @@ Abandon = Callable[[Sequence[Message]], None]
 Ack = Callable[[Sequence[Message]], None]
 """Acks a finished batch's messages: their offsets may be committed (faust_internals.ack)."""
 
+LogEndsOf = Callable[[Sequence[Message]], dict[int, int]]
+"""Where the partitions of a batch's messages end (faust_internals.log_ends)."""
+
 
 @dataclass(frozen=True)
 class Ownership:
@@ -159,8 +162,11 @@ class BatchPipeline:
                  ack: Ack, silence: SilenceWatch | None = None,
                  progress: AgentProgress | None = None,
                  index: AssetIndex | None = None,
-                 ownership: Ownership | None = None) -> None:
+                 ownership: Ownership | None = None,
+                 log_ends: LogEndsOf | None = None) -> None:
+        """``log_ends``: handed to the scorer with each batch, against impossible states."""
         self._settings = settings
+        self._log_ends = log_ends
         self._ack = ack
         self._ownership = ownership
         self._progress = progress or AgentProgress()
@@ -226,7 +232,8 @@ class BatchPipeline:
             Inbound(m.key, m.value, m.topic, m.partition, m.offset)
             for m in events
         ]
-        report = asyncio.ensure_future(self._scorer.process(batch, self._table.data.get))
+        ends = self._log_ends(events) if self._log_ends is not None else None
+        report = asyncio.ensure_future(self._scorer.process(batch, self._table.data.get, ends))
         inflight.append(_InFlight(events, begun, time.perf_counter(), report))
 
     async def _complete(self, item: _InFlight) -> None:

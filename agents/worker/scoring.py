@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from assetwatch.agents.worker.collector import tune_for_batches
@@ -31,13 +31,12 @@ from assetwatch.features.profiles import Profile
 from assetwatch.features.state import further_along
 from assetwatch.models.bundle import ScoringModel
 from assetwatch.scoring.outcome import BatchReport, merged
+from assetwatch.scoring.preparation import LoadState, LogEnds
 from assetwatch.scoring.processor import BatchProcessor
 from assetwatch.scoring.records import Inbound
 from assetwatch.settings import Settings
 
 log = logging.getLogger(__name__)
-
-LoadState = Callable[[bytes], bytes | None]
 
 @dataclass
 class Served:
@@ -89,13 +88,13 @@ def start_in_helper(settings: Settings, profiles: Mapping[str, Profile], served:
 
 
 def _process_in_helper(
-    batch: Sequence[Inbound], states: Mapping[bytes, bytes | None]
+    batch: Sequence[Inbound], states: Mapping[bytes, bytes | None], log_ends: LogEnds
 ) -> BatchReport:
     if _helper is None:
         raise RuntimeError("the scoring helper was not initialised")
     processor, publisher, _ = _helper
     try:
-        outcome = processor.process(batch, states.get)
+        outcome = processor.process(batch, states.get, log_ends)
         publisher.deliver(outcome)
     except Exception as exc:  # only plain data crosses back: the cause may not pickle
         processor.forget()
@@ -123,10 +122,11 @@ class InlineScorer:
     batches_in_flight = 1
     """One batch at a time: the next is processed on this thread only once this one is out."""
 
-    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
+    async def process(self, batch: Sequence[Inbound], load_state: LoadState,
+                      log_ends: LogEnds | None = None) -> BatchReport:
         """Score ``batch``, publish its outputs, report once they are acknowledged."""
         try:
-            outcome = self._processor.process(batch, load_state)
+            outcome = self._processor.process(batch, load_state, log_ends)
             await asyncio.to_thread(self._publisher.deliver, outcome)
         except Exception:
             self._processor.forget()
@@ -187,25 +187,28 @@ class ProcessScorer:
         """Each helper's process id (None while it starts)."""
         return [helper.pid for helper in self._helpers]
 
-    async def process(self, batch: Sequence[Inbound], load_state: LoadState) -> BatchReport:
+    async def process(self, batch: Sequence[Inbound], load_state: LoadState,
+                      log_ends: LogEnds | None = None) -> BatchReport:
         """Score ``batch`` in the helpers, each its own partitions, and merge their reports.
 
         Every part is finished (delivered or failed) before this returns or raises.
+        ``log_ends``: where the batch's partitions ended when it was taken.
         """
         count = len(self._helpers)
         parts: list[list[Inbound]] = [[] for _ in range(count)]
         for inbound in batch:
             parts[inbound.partition % count].append(inbound)
         busy = [i for i, part in enumerate(parts) if part] or [0]
-        results = await asyncio.gather(*(self._part(i, parts[i], load_state) for i in busy),
-                                       return_exceptions=True)
+        ends = dict(log_ends or {})
+        results = await asyncio.gather(
+            *(self._part(i, parts[i], load_state, ends) for i in busy), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return merged([r for r in results if not isinstance(r, BaseException)])
 
-    async def _part(self, index: int, part: list[Inbound], load_state: LoadState
-                    ) -> BatchReport:
+    async def _part(self, index: int, part: list[Inbound], load_state: LoadState,
+                    log_ends: dict[int, int]) -> BatchReport:
         """One helper's part of a batch; after a helper death, sent again in its turn."""
         calls, ticket = self._calls[index], object()
         calls.append(ticket)
@@ -213,7 +216,8 @@ class ProcessScorer:
             while True:
                 try:
                     report = await self._helpers[index].call(
-                        _process_in_helper, part, self._reported.states(part, load_state))
+                        _process_in_helper, part, self._reported.states(part, load_state),
+                        log_ends)
                 except HelperDiedError:
                     while calls[0] is not ticket:  # the calls before it go again first
                         await self._returned.wait()

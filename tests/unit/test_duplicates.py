@@ -128,3 +128,42 @@ def test_states_of_the_earlier_formats_are_still_read(cnc: Profile) -> None:
     assert older.to_bytes() == v4 and older.recent_events == state.recent_events
     assert oldest.watermark_ms == 123 and oldest.recent_events == oldest.recent_contents == []
     assert oldest.windows[0].to_floats() == state.windows[0].to_floats()
+
+
+def test_a_state_past_its_partitions_end_does_not_swallow_new_readings(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The telemetry topic deleted and created again: its offsets start at 0 anew.
+
+    Without the log's end, a state that applied offset 40 takes the new offsets 0-2 for a
+    replay and skips them silently; with it, they are new readings, scored.
+    """
+    first = make_reading(event_id="e-old")
+    store: dict[bytes, bytes] = {}
+    _run(processor, [_inbound(first, 40)], store)
+    fresh = [_inbound(make_reading(event_id=f"e-new-{i}",
+                                   timestamp=first["timestamp"] + 1000 * (i + 1)), i)
+             for i in range(3)]
+
+    blind = processor.prepare(fresh, dict(store).get)
+    assert (blind.replayed, sum(map(len, blind.by_profile.values()))) == (3, 0)
+
+    processor.forget()  # the blind run kept its states; start again from the stored one
+    prepared = processor.prepare(fresh, store.get, {PARTITION: 3})
+    outcome = processor.score(prepared)
+    assert (prepared.replayed, len(outcome.predictions), outcome.dead_letter_reasons) == (
+        0, 3, [])
+    assert "applied offset 40 of partition 0, whose log ends at 3" in caplog.text
+
+
+def test_a_replay_below_the_partitions_end_stays_a_silent_skip(
+    processor: BatchProcessor, make_reading: Callable[..., dict[str, Any]]
+) -> None:
+    batch = [_inbound(make_reading(event_id="e-1"), 4)]
+    store: dict[bytes, bytes] = {}
+    _run(processor, batch, store)
+    processor.forget()
+    for end in (5, 6, 1000):  # 5: the offset just applied was the last in the log
+        prepared = processor.prepare(batch, store.get, {PARTITION: end})
+        assert prepared.replayed == 1, end

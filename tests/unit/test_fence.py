@@ -129,7 +129,7 @@ def _run(states: dict[bytes, bytes], table: Table, reads: Reads,
     scored = []
 
     class Scorer:
-        async def process(self, batch: list[Inbound], load: Any) -> BatchReport:
+        async def process(self, batch: list[Inbound], load: Any, ends: Any = None) -> BatchReport:
             scored.append(batch)
             on_publish()
             return BatchReport(predictions=len(batch), anomalies=0, dead_letters={},

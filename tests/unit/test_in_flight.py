@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from assetwatch.agents.worker.helper_process import HelperDiedError
 from assetwatch.agents.worker.metrics import Metrics
-from assetwatch.agents.worker.pipeline import BatchPipeline
+from assetwatch.agents.worker.pipeline import BatchPipeline, LogEndsOf
 from assetwatch.agents.worker.scoring import ProcessScorer
 from assetwatch.features.baseline import Baseline
 from assetwatch.features.profiles import Profile
@@ -149,11 +149,14 @@ class GatedScorer:
         """(offsets of the batch, offsets acked when it was sent)."""
         self.gates: list[asyncio.Event] = []
         self.sent = asyncio.Event()
+        self.ends: list[Any] = []
+        """The log ends each batch came with."""
 
-    async def process(self, batch: list[Inbound], load: Any) -> BatchReport:
+    async def process(self, batch: list[Inbound], load: Any, ends: Any = None) -> BatchReport:
         gate = asyncio.Event()
         self.gates.append(gate)
         self.calls.append(([m.offset for m in batch], list(self.acked)))
+        self.ends.append(ends)
         self.sent.set()
         await gate.wait()
         if self.fail_first and len(self.calls) and batch[0].offset == 0:
@@ -184,14 +187,15 @@ async def _two_in_flight(scorer: GatedScorer, queue: Queue, acked: list[int],
     queue.put(Queue.END)
 
 
-def _pipeline(scorer: GatedScorer) -> BatchPipeline:
+def _pipeline(scorer: GatedScorer, log_ends: LogEndsOf | None = None) -> BatchPipeline:
     settings = Settings(_env_file=None, batch_max_wait_s=0)  # type: ignore[call-arg]
     table = SimpleNamespace(data={}, send_changelog=lambda *args: None)
 
     def ack(messages: Any) -> None:
         scorer.acked.extend(m.offset for m in messages)
 
-    return BatchPipeline(settings, scorer, table, Metrics(CollectorRegistry()), ack)  # type: ignore[arg-type]
+    return BatchPipeline(settings, scorer, table, Metrics(CollectorRegistry()), ack,  # type: ignore[arg-type]
+                         log_ends=log_ends)
 
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
@@ -210,6 +214,26 @@ def test_the_next_batch_is_sent_while_one_is_scored_and_they_complete_in_order(
 
     assert scorer.calls == [([0, 1], []), ([2, 3], [])]  # the second before the first's acks
     assert acked == [0, 1, 2, 3]
+
+
+def test_each_batch_goes_to_the_scorer_with_its_partitions_log_ends_when_it_was_taken(
+) -> None:
+    acked: list[int] = []
+    scorer = GatedScorer(acked)
+    asked: list[list[int]] = []
+
+    def log_ends(messages: Any) -> dict[int, int]:
+        asked.append([m.offset for m in messages])
+        return {PARTITION: 100 + len(asked)}
+
+    async def run() -> None:
+        queue = Queue()
+        await asyncio.gather(_pipeline(scorer, log_ends).run(queue),
+                             _two_in_flight(scorer, queue, acked, (0, 1)))
+
+    asyncio.run(run())
+    assert asked == [[0, 1], [2, 3]]
+    assert scorer.ends == [{PARTITION: 101}, {PARTITION: 102}]
 
 
 def test_with_batches_in_flight_no_more_than_a_batch_is_taken_from_the_queue() -> None:
@@ -283,8 +307,8 @@ class DyingHelper:
         self.resent: list[tuple[list[int], dict[bytes, bytes | None]]] = []
         self.pid = None
 
-    async def call(self, fn: Any, part: list[Inbound], states: dict[bytes, bytes | None]
-                   ) -> BatchReport:
+    async def call(self, fn: Any, part: list[Inbound], states: dict[bytes, bytes | None],
+                   ends: dict[int, int]) -> BatchReport:
         first = part[0].offset
         if first not in self.died:
             self.died.add(first)

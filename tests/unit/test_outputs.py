@@ -122,8 +122,8 @@ def test_a_dead_letter_the_broker_refuses_is_sent_without_its_value(settings: Se
 class _Failing:
     forgotten = False
 
-    def process(self, batch: Sequence[Inbound], states: Callable[[bytes], bytes | None]
-                ) -> Outcome:
+    def process(self, batch: Sequence[Inbound], states: Callable[[bytes], bytes | None],
+                ends: Mapping[int, int] | None) -> Outcome:
         raise KafkaException(KafkaError(KafkaError._FATAL))  # does not pickle
 
     def forget(self) -> None:
@@ -137,7 +137,7 @@ def test_an_error_in_the_scoring_helper_crosses_back_as_plain_data(
     monkeypatch.setattr(scoring, "_helper", (failing, None, None))
     states: Mapping[bytes, bytes | None] = {}
     with pytest.raises(ScoringHelperError) as raised:
-        scoring._process_in_helper([_source(0)], states)
+        scoring._process_in_helper([_source(0)], states, {})
     copy = pickle.loads(pickle.dumps(raised.value))
     assert isinstance(copy, ScoringHelperError) and "KafkaException" in str(copy)
     assert failing.forgotten  # its kept states may hold readings whose outputs are missing

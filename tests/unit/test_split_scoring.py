@@ -63,12 +63,14 @@ class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[Inbound]] = []
         self.states: list[dict[bytes, bytes | None]] = []
+        self.ends: list[dict[int, int]] = []
         self.pid = None
 
     async def call(self, fn: Callable[..., BatchReport], batch: list[Inbound],
-                   states: dict[bytes, bytes | None]) -> BatchReport:
+                   states: dict[bytes, bytes | None], ends: dict[int, int]) -> BatchReport:
         self.batches.append(batch)
         self.states.append(states)
+        self.ends.append(ends)
         return _report(len(batch), batch[0].key.decode() if batch else "none", [])
 
     def close(self) -> None:
@@ -94,13 +96,16 @@ def test_each_helper_gets_its_partitions_in_order_with_their_states_only(
              for offset, p in enumerate([0, 1, 2, 3, 0, 5, 4])]
     stored = {b"asset-0": b"zero", b"asset-3": b"three"}
 
-    report = asyncio.run(scorer.process(batch, stored.get))
+    ends = {p: 100 + p for p in range(6)}
+
+    report = asyncio.run(scorer.process(batch, stored.get, ends))
 
     even, odd = recorders
     assert [(m.partition, m.offset) for m in even.batches[0]] == [(0, 0), (2, 2), (0, 4), (4, 6)]
     assert [(m.partition, m.offset) for m in odd.batches[0]] == [(1, 1), (3, 3), (5, 5)]
     assert even.states[0] == {b"asset-0": b"zero", b"asset-2": None, b"asset-4": None}
     assert odd.states[0] == {b"asset-1": None, b"asset-3": b"three", b"asset-5": None}
+    assert even.ends == odd.ends == [ends]
     assert report.predictions == len(batch)
 
 
