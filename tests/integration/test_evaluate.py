@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -50,11 +51,20 @@ def test_evaluate_accounts_for_every_skab_reading(
         assert (row["missing"], row["duplicates"], row["dead_letters"]) == (0, 0, 0)
         assert row["rows"] == readings - SKIP - row["calibrating"]
         assert row["tp"] + row["fp"] + row["fn"] + row["tn"] == row["rows"]
-        assert 0.0 <= row["f1"] <= 1.0
+        _check_ratios(row)
     pooled = report["pooled"]
     assert pooled["rows"] == sum(f["rows"] for f in report["files"])
-    assert 0.0 <= pooled["f1"] <= 1.0 and 0.0 <= pooled["far"] <= 1.0
+    for count in ("tp", "fp", "fn", "tn"):
+        assert pooled[count] == sum(f[count] for f in report["files"])
+    _check_ratios(pooled)
     assert report["auc"]["anomaly_score"] is not None
     assert report["models"] == [f"assetwatch-pump@{registered_models['pump']}"]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "pump-valve1-1.png", "pump-valve1-2.png"]
+
+
+def _check_ratios(row: dict[str, Any]) -> None:
+    """F1 and the false-alarm rate are the ones the row's own counts give."""
+    tp, fp, fn, tn = row["tp"], row["fp"], row["fn"], row["tn"]
+    assert row["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    assert row["far"] == (pytest.approx(fp / (fp + tn)) if fp + tn else None)

@@ -23,6 +23,7 @@ import pytest
 from assetwatch.agents.commands.simulate import SimulationPlan, simulated_readings
 from assetwatch.agents.kafka.consumer import Record
 from assetwatch.agents.kafka.producer import ReadingPublisher, publish
+from assetwatch.agents.local.broker import free_ports
 from assetwatch.features.offline import compute_features
 from assetwatch.features.profiles import load_profile
 from assetwatch.schemas.codecs import codec
@@ -177,12 +178,21 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
     make_settings: Callable[..., Settings],
     start_worker: Callable[[Settings], WorkerProcess],
 ) -> None:
-    settings = make_settings(profiles=("cnc",))
+    ports = free_ports(2)
+    settings = make_settings(profiles=("cnc",), metrics_port=ports[0])
     first = start_worker(settings)
     stream = ReadingStream(settings, _readings(
         SimulationPlan(assets=24, count=24 * 5000, rate=1e9, seed=23)), rate=600)
     collect(settings, _topics(settings), lambda rs: len(rs) >= 2400, workers=(first,))
-    second = start_worker(settings)  # joins: a rebalance while readings flow
+    # joins: a rebalance while readings flow
+    second = start_worker(settings.model_copy(update={"metrics_port": ports[1]}))
+
+    def split() -> list[set[int]] | None:
+        held = [set((w.health() or {}).get("partitions") or ()) for w in (first, second)]
+        return held if all(held) and not held[0] & held[1] else None
+
+    held = poll_until(split, "the two workers splitting the partitions", second.alive, 90)
+    assert held[0] | held[1] == set(range(settings.partitions))
     joined = stream.sent
     collect(settings, _topics(settings), lambda rs: len(rs) >= joined + 1200,
             workers=(first, second))

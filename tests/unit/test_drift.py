@@ -77,7 +77,8 @@ def test_a_shift_in_one_column_raises_it_then_clears_with_hysteresis() -> None:
     assert [c[1:] for c in cleared] == [("b", "CLEARED")]
     assert cleared[0][0] >= 1  # not at the first step: a half-shifted window is in between
     clear = back[cleared[0][0]][0]
-    assert clear.threshold == monitor.config.clear_below != monitor.config.threshold
+    assert clear.threshold == config.clear_below  # the clearing bound, not the raising one:
+    assert config.clear_below != config.threshold  # (the config tells the two apart)
     assert clear.divergence < clear.threshold  # the log line reads "0.04 (threshold 0.10)"
 
 
