@@ -8,10 +8,13 @@ pipeline in turn with the same readings, each on a fresh embedded broker of its 
 slows as it fills; with KAFKA_BOOTSTRAP_SERVERS, on its own topics of that cluster): one
 ``assetwatch worker`` process, then ``scripts/handwritten_peer.py`` (a plain
 confluent-kafka micro-batch loop doing the same features, models and Prediction records,
-without changelog, dead letters, drift or alerts).
+without changelog, dead letters, drift or alerts). With ``--repeat N`` every round runs the
+peer too, last in even rounds and first in odd ones (the machine drifts over an invocation),
+each worker run is compared with its round's peer, and the median ratio is printed.
 Every reading is produced before the pipeline starts (as the issue's figures were taken), and
 each pipeline is timed from its warm-up's last output (``--assets`` x 20) to its last one, so
-the timed window holds only the pipeline, the broker and the counting consumer.
+the timed window holds only the pipeline, the broker and the counting consumer (which reads
+from before the pipeline starts: see :class:`_Tally`).
 Prints one JSON line per pipeline and one with the ratio: events/s, CPU time per event of
 each process (from /proc; steadier than events/s on a noisy machine) and RSS.
 
@@ -47,6 +50,7 @@ import contextlib
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,26 +182,69 @@ def _pipeline(kind: str, settings: Settings, log: Path, workers: int = 1) -> Ite
             peer.wait(30)
 
 
+class _Tally(threading.Thread):
+    """Counts a pipeline's outputs from before it starts, as they come, on its own thread.
+
+    Counted only once the pipeline is up (a worker is "ready" seconds after it began), the
+    outputs made meanwhile would arrive as one backlog and be counted at the reader's speed.
+    """
+
+    def __init__(self, settings: Settings, total: int) -> None:
+        super().__init__(daemon=True)
+        self._consumer, self._total = _counter(settings), total
+        self._count, self._changed = 0, threading.Condition()
+
+    def run(self) -> None:
+        try:
+            while self._count < self._total:
+                got = sum(1 for m in self._consumer.consume(1000, COUNT_WAIT_S)
+                          if m.error() is None)
+                if got:
+                    with self._changed:
+                        self._count += got
+                        self._changed.notify_all()
+        finally:
+            self._consumer.close()
+
+    @property
+    def count(self) -> int:
+        """The outputs counted so far."""
+        with self._changed:
+            return self._count
+
+    def reached(self, count: int, timeout_s: float) -> tuple[float, int]:
+        """The monotonic time once ``count`` outputs are in, and how many are then."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._count >= count, timeout_s):
+                raise SystemExit(f"only {self._count}/{count} outputs within {timeout_s}s")
+            return time.monotonic(), self._count
+
+
 def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
                 log: Path, run: str = "", workers: int = 1) -> dict[str, Any]:
     """Every reading produced before the pipeline starts; timed from the ``warmup``-th output.
 
     Producing them meanwhile would put the encoding and producing (~2 s of CPU per 100,000
-    readings, on a 2-core machine) inside the timed window.
+    readings, on a 2-core machine) inside the timed window. The window starts when the
+    pipeline is up and past its warm-up, with the outputs counted so far.
     """
     named = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{kind}{run}"})
     with _own_broker(named) as settings:
         publish(ReadingPublisher(settings), readings)
+        tally = _Tally(settings, len(readings))
+        tally.start()
         with _pipeline(kind, settings, log, workers) as pids:
-            counter = _counter(settings)
-            _, seen = _wait_for(counter, warmup, 180)
+            tally.reached(warmup, 180)
             family = [p for pid in pids for p in _family(pid)]
             before = [procfs.cpu_seconds(p) for p in family]
-            started = time.monotonic()
-            finished, _ = _wait_for(counter, len(readings) - seen, 900)
+            started, seen = time.monotonic(), tally.count
+            if len(readings) - seen < len(readings) // 2:
+                raise SystemExit(f"the {kind} made {seen} of {len(readings)} outputs before "
+                                 "its timing began: give it more --events")
+            finished, _ = tally.reached(len(readings), 900)
             cpu = [procfs.cpu_seconds(p) - b for p, b in zip(family, before, strict=True)]
             rss = [_rss_mb(p) for p in family]
-            counter.close()
+        tally.join()
     n = len(readings) - seen
     return {"pipeline": kind, "events": n, "seconds": round(finished - started, 3),
             "events_per_s": round(n / (finished - started)),
@@ -300,7 +347,8 @@ def main() -> None:
     parser.add_argument("--wire", action="append", choices=WIRES,
                         help="worker output framing (repeatable: alternated); default "
                              "single-object; confluent starts the tests' registry double")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds over the --wire list")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over the worker configurations, each with its own peer run")
     args = parser.parse_args()
     wires = args.wire or ["single-object"]
 
@@ -332,32 +380,50 @@ def main() -> None:
             threading.Event(), time.time))
         registry = (stack.enter_context(_registry_double()) if "confluent" in wires
                     else None)
-        timed: list[dict[str, Any]] = []
+        configs = [(wire, workers, helpers) for wire in wires for workers, helpers in
+                   itertools.product(args.workers or [1],
+                                     args.scoring_processes or [base.scoring_processes])]
+        ratios: dict[tuple[str, int, int], list[float]] = {}
         for round_ in range(args.repeat):
-            for wire in wires:
-                for workers, helpers in itertools.product(
-                        args.workers or [1], args.scoring_processes or [base.scoring_processes]):
-                    framed = base.model_copy(update={
-                        "schema_registry_url": registry if wire == "confluent" else None,
-                        "scoring_processes": helpers})
-                    print(f"timing {workers} worker(s) with {helpers} scoring helper(s) "
-                          f"({wire}) on {args.events} readings...", file=sys.stderr)
-                    result = {**_throughput("worker", framed, readings, warmup, log,
-                                            f"-{wire}-{workers}-{helpers}-{round_}", workers),
-                              "wire": wire, "round": round_, "workers": workers,
-                              "scoring_processes": helpers}
-                    print(json.dumps({**result, "assets": args.assets, "trees": args.trees}))
-                    timed.append(result)
-        if args.no_peer:
-            return
-        print(f"timing the peer on {args.events} readings...", file=sys.stderr)
-        peer = _throughput("peer", base, readings, warmup, log)
-        print(json.dumps({**peer, "assets": args.assets, "trees": args.trees}))
-        for result in timed:  # each worker run against the one peer run of this invocation
-            print(json.dumps({"worker_over_peer": round(
-                result["events_per_s"] / peer["events_per_s"], 2),
-                **{k: result[k] for k in ("wire", "round", "workers", "scoring_processes")}}))
-
+            # ABBA: the peer runs last in even rounds and first in odd ones, so the machine's
+            # drift over an invocation does not always favour one side of the ratio
+            order: list[tuple[str, int, int] | None] = [*configs, None]
+            peer: dict[str, Any] | None = None
+            timed: list[dict[str, Any]] = []
+            for config in order if round_ % 2 == 0 else order[::-1]:
+                if config is None:
+                    if args.no_peer:
+                        continue
+                    print(f"timing the peer on {args.events} readings...", file=sys.stderr)
+                    peer = {**_throughput("peer", base, readings, warmup, log, f"-{round_}"),
+                            "round": round_}
+                    print(json.dumps({**peer, "assets": args.assets, "trees": args.trees}))
+                    continue
+                wire, workers, helpers = config
+                framed = base.model_copy(update={
+                    "schema_registry_url": registry if wire == "confluent" else None,
+                    "scoring_processes": helpers})
+                print(f"timing {workers} worker(s) with {helpers} scoring helper(s) "
+                      f"({wire}) on {args.events} readings...", file=sys.stderr)
+                result = {**_throughput("worker", framed, readings, warmup, log,
+                                        f"-{wire}-{workers}-{helpers}-{round_}", workers),
+                          "wire": wire, "round": round_, "workers": workers,
+                          "scoring_processes": helpers}
+                print(json.dumps({**result, "assets": args.assets, "trees": args.trees}))
+                timed.append(result)
+            peer_rate = peer["events_per_s"] if peer is not None else None
+            for result in timed if peer_rate else ():  # each against its round's peer
+                ratio = round(result["events_per_s"] / peer_rate, 2)
+                key = (result["wire"], result["workers"], result["scoring_processes"])
+                ratios.setdefault(key, []).append(ratio)
+                print(json.dumps({"worker_over_peer": ratio, **dict(zip(
+                    ("wire", "workers", "scoring_processes"), key, strict=True)),
+                    "round": round_}))
+        if args.repeat > 1:
+            for (wire, workers, helpers), values in ratios.items():
+                print(json.dumps({"median_worker_over_peer": statistics.median(values),
+                                  "rounds": len(values), "wire": wire, "workers": workers,
+                                  "scoring_processes": helpers}))
 
 if __name__ == "__main__":
     main()
