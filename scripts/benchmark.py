@@ -111,11 +111,8 @@ def _counter(settings: Settings) -> Consumer:
     return consumer
 
 
-def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> tuple[float, int]:
-    """Consume until ``count`` outputs arrived; the monotonic time then and how many came.
-
-    Outputs come in batches, so the count may pass ``count``.
-    """
+def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> None:
+    """Consume until ``count`` outputs arrived (latency mode's warm-up)."""
     seen = 0
     deadline = time.monotonic() + timeout_s
     while seen < count:
@@ -123,7 +120,6 @@ def _wait_for(consumer: Consumer, count: int, timeout_s: float) -> tuple[float, 
             raise SystemExit(f"only {seen}/{count} outputs within {timeout_s}s")
         # a short timeout: consume(n, timeout) returns once n came or the timeout passed
         seen += sum(1 for m in consumer.consume(10_000, COUNT_WAIT_S) if m.error() is None)
-    return time.monotonic(), seen
 
 
 def _rss_mb(pid: int) -> float:
@@ -212,12 +208,12 @@ class _Tally(threading.Thread):
         with self._changed:
             return self._count
 
-    def reached(self, count: int, timeout_s: float) -> tuple[float, int]:
-        """The monotonic time once ``count`` outputs are in, and how many are then."""
+    def reached(self, count: int, timeout_s: float) -> float:
+        """The monotonic time once ``count`` outputs are in."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._count >= count, timeout_s):
                 raise SystemExit(f"only {self._count}/{count} outputs within {timeout_s}s")
-            return time.monotonic(), self._count
+            return time.monotonic()
 
 
 def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmup: int,
@@ -241,7 +237,7 @@ def _throughput(kind: str, base: Settings, readings: list[dict[str, Any]], warmu
             if len(readings) - seen < len(readings) // 2:
                 raise SystemExit(f"the {kind} made {seen} of {len(readings)} outputs before "
                                  "its timing began: give it more --events")
-            finished, _ = tally.reached(len(readings), 900)
+            finished = tally.reached(len(readings), 900)
             cpu = [procfs.cpu_seconds(p) - b for p, b in zip(family, before, strict=True)]
             rss = [_rss_mb(p) for p in family]
         tally.join()

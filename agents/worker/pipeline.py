@@ -166,7 +166,7 @@ class BatchPipeline:
                  log_ends: LogEndsOf | None = None) -> None:
         """``log_ends``: handed to the scorer with each batch, against impossible states."""
         self._settings = settings
-        self._log_ends = log_ends
+        self._log_ends = log_ends or (lambda messages: {})
         self._ack = ack
         self._ownership = ownership
         self._progress = progress or AgentProgress()
@@ -232,8 +232,8 @@ class BatchPipeline:
             Inbound(m.key, m.value, m.topic, m.partition, m.offset)
             for m in events
         ]
-        ends = self._log_ends(events) if self._log_ends is not None else None
-        report = asyncio.ensure_future(self._scorer.process(batch, self._table.data.get, ends))
+        report = asyncio.ensure_future(
+            self._scorer.process(batch, self._table.data.get, self._log_ends(events)))
         inflight.append(_InFlight(events, begun, time.perf_counter(), report))
 
     async def _complete(self, item: _InFlight) -> None:
